@@ -1,0 +1,3 @@
+from ngcws.main import main
+
+main()

@@ -1,0 +1,307 @@
+"""Present: the ``ngcws`` command line (typer). Thin commands; the error boundary is in main.py.
+
+Each command parses its options, calls the controller (or the lean exec path) and renders the
+result. Heavy modules (pydantic models, rich) are imported inside the commands that need them, so
+``ngcws exec`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from ngcws import __version__
+from ngcws.errors import UsageError
+
+app = typer.Typer(
+    name="ngcws",
+    help="Declarative project workspaces for NVIDIA NGC deep-learning containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Globals:
+    file: str | None
+    project_name: str | None
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Globals)
+    return obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ngcws {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    file: Annotated[
+        str | None,
+        typer.Option("-f", "--file", help="ngcws.yaml to use (default: found here or in a parent; env NGCWS_FILE)"),
+    ] = None,
+    project_name: Annotated[
+        str | None, typer.Option("-p", "--project-name", help="Project name (overrides name: in the file)")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    ctx.obj = Globals(file, project_name)
+
+
+def _load(ctx: typer.Context) -> Any:
+    from ngcws.load import load
+
+    g = _globals(ctx)
+    return load(g.file, g.project_name)
+
+
+def _controller(ctx: typer.Context) -> Any:
+    from ngcws.controller import Controller
+    from ngcws.engine import Engine
+    from ngcws.present import Console
+
+    return Controller(_load(ctx), Engine(), Console())
+
+
+def _pull_option(value: str | None) -> str | None:
+    if value is not None and value not in ("always", "missing", "never"):
+        raise typer.BadParameter("expected always, missing or never")
+    return value
+
+
+Workspaces = Annotated[list[str] | None, typer.Argument(help="Workspaces (default: all)", show_default=False)]
+PullOpt = Annotated[
+    str | None,
+    typer.Option("--pull", callback=_pull_option, help="always | missing | never (overrides pull: in the file)"),
+]
+Format = Annotated[str, typer.Option("--format")]
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@app.command()
+def config(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help="yaml | json")] = "yaml") -> None:
+    """Validate ngcws.yaml and print it fully resolved (paths, variables, defaults)."""
+    import json
+
+    import yaml
+
+    project = _load(ctx)
+    data = {
+        "name": project.name,
+        "workspaces": {n: ws.model_dump(mode="json") for n, ws in project.workspaces.items()},
+    }
+    if format == "json":
+        print(json.dumps(data, indent=2))
+    elif format == "yaml":
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    else:
+        raise UsageError(f"--format {format}: expected yaml or json")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of ngcws.yaml."""
+    from ngcws.schema import render
+
+    print(render(), end="")
+
+
+@app.command()
+def init(
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image (default nvcr.io/nvidia/pytorch:23.08-py3)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing ngcws.yaml")] = False,
+) -> None:
+    """Write a commented ngcws.yaml for the current folder."""
+    from pathlib import Path
+
+    from ngcws.init import write_init
+
+    path = write_init(Path.cwd(), image, force)
+    print(f"wrote {path}; next: ngcws up", file=sys.stderr)
+
+
+# --- reconciling ----------------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    workspaces: Workspaces = None,
+    pull: PullOpt = None,
+    force_recreate: Annotated[bool, typer.Option("--force-recreate", help="Recreate even if nothing changed")] = False,
+    no_recreate: Annotated[bool, typer.Option("--no-recreate", help="Never recreate existing containers")] = False,
+    remove_orphans: Annotated[
+        bool, typer.Option("--remove-orphans", help="Remove containers of workspaces no longer in the file")
+    ] = False,
+) -> None:
+    """Create, start or recreate workspace containers so they match ngcws.yaml."""
+    g = _globals(ctx)
+    from ngcws.commands import run_up
+
+    raise typer.Exit(run_up(g.file, g.project_name, workspaces, pull, force_recreate, no_recreate, remove_orphans))
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    workspaces: Workspaces = None,
+    format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    check: Annotated[bool, typer.Option("--check", help="Exit 3 when changes are pending, 0 when up to date")] = False,
+    pull: PullOpt = None,
+    remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+) -> None:
+    """Show what `ngcws up` would do, and why, without changing anything."""
+    from ngcws.plan import UpOptions
+    from ngcws.present import Console
+
+    if format not in ("text", "json"):
+        raise UsageError(f"--format {format}: expected text or json")
+    result = _controller(ctx).plan(workspaces, UpOptions(pull=pull, remove_orphans=remove_orphans))
+    Console().plan(result, format)
+    if check and result.changes:
+        raise typer.Exit(3)
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    volumes: Annotated[bool, typer.Option("-v", "--volumes", help="Also remove the project's named volumes")] = False,
+    remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+) -> None:
+    """Stop and remove the project's containers. Bind-mounted host folders are never touched."""
+    result = _controller(ctx).down(remove_orphans, volumes)
+    if not result.actions:
+        print("nothing to remove", file=sys.stderr)
+
+
+@app.command()
+def ps(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
+    """Each workspace's container, state, GPUs and drift from ngcws.yaml."""
+    from ngcws.present import Console
+
+    if format not in ("table", "json"):
+        raise UsageError(f"--format {format}: expected table or json")
+    Console().table(_controller(ctx).status(), format)
+
+
+@app.command()
+def pull(ctx: typer.Context, workspaces: Workspaces = None) -> None:
+    """Pull the workspaces' images."""
+    _controller(ctx).pull(workspaces)
+
+
+def _lifecycle(ctx: typer.Context, verb: str, workspaces: list[str] | None) -> None:
+    for name in _controller(ctx).lifecycle(verb, workspaces):
+        print(f"{verb} {name}", file=sys.stderr)
+
+
+@app.command()
+def stop(ctx: typer.Context, workspaces: Workspaces = None) -> None:
+    """Stop workspace containers (kept for `ngcws start`)."""
+    _lifecycle(ctx, "stop", workspaces)
+
+
+@app.command()
+def start(ctx: typer.Context, workspaces: Workspaces = None) -> None:
+    """Start stopped workspace containers as they are (use `up` to apply ngcws.yaml changes)."""
+    _lifecycle(ctx, "start", workspaces)
+
+
+@app.command()
+def restart(ctx: typer.Context, workspaces: Workspaces = None) -> None:
+    """Restart workspace containers (use `up` to apply ngcws.yaml changes)."""
+    _lifecycle(ctx, "restart", workspaces)
+
+
+# --- working inside ---------------------------------------------------------------------------------
+
+WorkspaceOpt = Annotated[
+    str | None, typer.Option("--workspace", "-W", help="Workspace (default: the first in ngcws.yaml)")
+]
+_PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+
+
+@app.command("exec", context_settings=_PASSTHROUGH)
+def exec_(
+    ctx: typer.Context,
+    command: Annotated[list[str], typer.Argument(help="Command and arguments", show_default=False)],
+    workspace: WorkspaceOpt = None,
+    tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a TTY")] = False,
+    no_tty: Annotated[bool, typer.Option("-T", "--no-tty", help="Never allocate a TTY")] = False,
+    user: Annotated[str | None, typer.Option("-u", "--user", help="USER or UID[:GID]")] = None,
+    workdir: Annotated[
+        str | None, typer.Option("-w", "--workdir", help="Working directory inside the container")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE (or KEY, from your environment)")
+    ] = None,
+    bring_up: Annotated[bool, typer.Option("--up", help="Run `ngcws up` for the workspace first")] = False,
+) -> None:
+    """Run a command in a running workspace, exactly as if it ran here."""
+    from ngcws.workinside import ExecOptions, exec_in
+
+    g = _globals(ctx)
+    requested = True if tty else False if no_tty else None
+    options = ExecOptions(command, workspace, requested, user, workdir, env or [], bring_up)
+    raise typer.Exit(exec_in(options, g.file, g.project_name))
+
+
+@app.command()
+def shell(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
+    """An interactive login shell (bash if the image has it) in a running workspace."""
+    from ngcws.workinside import shell as open_shell
+
+    g = _globals(ctx)
+    raise typer.Exit(open_shell(workspace, g.file, g.project_name))
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def run(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str] | None, typer.Argument(help="Command (default: the workspace's)", show_default=False)
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    rm: Annotated[bool, typer.Option("--rm/--no-rm", help="Remove the container afterwards")] = True,
+    tty: Annotated[bool, typer.Option("-t", "--tty")] = False,
+    no_tty: Annotated[bool, typer.Option("-T", "--no-tty")] = False,
+) -> None:
+    """Run a one-off container with the workspace's full spec (GPUs, mounts, shm, env)."""
+    from ngcws.workinside import run_oneoff
+
+    g = _globals(ctx)
+    requested = True if tty else False if no_tty else None
+    raise typer.Exit(run_oneoff(workspace, command or [], rm, requested, g.file, g.project_name))
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Follow until Ctrl-C")] = False,
+    tail: Annotated[str, typer.Option("--tail", help="Lines from the end, or all")] = "all",
+    timestamps: Annotated[bool, typer.Option("--timestamps")] = False,
+) -> None:
+    """The workspace container's output."""
+    from ngcws.workinside import logs as show_logs
+
+    g = _globals(ctx)
+    raise typer.Exit(show_logs(workspace, follow, tail, timestamps, g.file, g.project_name))

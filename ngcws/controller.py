@@ -1,0 +1,276 @@
+"""Controller: observe → plan → apply. The only place that sequences engine writes; no printing.
+
+What happens is reported through a :class:`Reporter`, which the CLI renders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from ngcws import labels as L
+from ngcws.engine import Engine
+from ngcws.errors import NgcwsError
+from ngcws.load import Project
+from ngcws.lock import project_lock
+from ngcws.observed import Observed, ObservedContainer
+from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, recreate_reason
+from ngcws.spec import DesiredContainer, Identity, Invoker, desired_container
+from ngcws.values import split_image
+
+
+class Reporter(Protocol):
+    def action(self, action: Action) -> None: ...
+    def progress(self, workspace: str, message: dict[str, Any]) -> None: ...
+    def note(self, text: str) -> None: ...
+    def warning(self, text: str) -> None: ...
+
+
+def current_invoker() -> Invoker:
+    import grp
+    import pwd
+
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = os.environ.get("USER") or f"user{uid}"
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = name
+    return Invoker(uid=uid, gid=gid, name=name, group=group)
+
+
+@dataclass(frozen=True)
+class Status:
+    """One row of ``ngcws ps``."""
+
+    workspace: str
+    name: str
+    container_id: str
+    state: str
+    image: str
+    gpus: Any
+    status: str
+    drift: str
+
+
+class Controller:
+    def __init__(self, project: Project, engine: Engine, reporter: Reporter, invoker: Invoker | None = None) -> None:
+        self.project = project
+        self.engine = engine
+        self.reporter = reporter
+        self.invoker = invoker or current_invoker()
+        self.identity = Identity(project.name, str(project.directory), str(project.config_file))
+
+    # --- desired and observed -----------------------------------------------------------------
+
+    def desired(self, names: Iterable[str]) -> list[DesiredContainer]:
+        workspaces = self.project.workspaces
+        return [desired_container(n, workspaces[n], self.identity, self.invoker) for n in names]
+
+    def observe(self, desired: list[DesiredContainer]) -> Observed:
+        """One label-filtered list of the project's containers, and the local id of each image."""
+        entries = self.engine.list_containers({L.PROJECT: self.project.name})
+        images: dict[str, str | None] = {}
+        for image in {d.image for d in desired}:
+            found = self.engine.inspect_image(image)
+            images[image] = str(found["Id"]) if found else None
+        return Observed(tuple(ObservedContainer.from_list_entry(e) for e in entries), images)
+
+    def plan(self, names: list[str] | None, options: UpOptions) -> Plan:
+        desired = self.desired(self.project.select(names))
+        return plan_up(desired, list(self.project.workspaces), self.observe(desired), self.identity.directory, options)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def up(self, names: list[str] | None, options: UpOptions) -> Plan:
+        desired = self.desired(self.project.select(names))
+        every = list(self.project.workspaces)
+        with self._locked():
+            plan = plan_up(desired, every, self.observe(desired), self.identity.directory, options)
+            pulls = [a for a in plan.actions if a.kind is Kind.PULL]
+            if pulls:
+                for action in pulls:
+                    self._apply(action)
+                # The pulls may have moved tags to new images: plan the containers again.
+                plan = plan_up(
+                    desired, every, self.observe(desired), self.identity.directory, replace(options, pulls_done=True)
+                )
+                plan = Plan((*pulls, *plan.actions), plan.warnings)
+            for warning in plan.warnings:
+                self.reporter.warning(warning)
+            for action in plan.actions:
+                if action.kind is not Kind.PULL:
+                    self._apply(action)
+        return plan
+
+    def down(self, remove_orphans: bool, volumes: bool) -> Plan:
+        with self._locked():
+            observed = self.observe([])
+            plan = plan_down(observed, self.identity.directory, remove_orphans, list(self.project.workspaces))
+            for warning in plan.warnings:
+                self.reporter.warning(warning)
+            for action in plan.actions:
+                self._apply(action, volumes=volumes)
+            if volumes:
+                for volume in self.engine.list_volumes(
+                    {L.PROJECT: self.project.name, L.PROJECT_DIR: self.identity.directory}
+                ):
+                    self.engine.remove_volume(volume["Name"])
+                    self.reporter.note(f"removed volume {volume['Name']}")
+        return plan
+
+    def pull(self, names: list[str] | None) -> None:
+        for want in self.desired(self.project.select(names)):
+            self._apply(Action(Kind.PULL, want.workspace, want.image, desired=want))
+
+    def lifecycle(self, verb: str, names: list[str] | None) -> list[str]:
+        """``stop`` / ``start`` / ``restart`` existing containers; return the names touched."""
+        selected = self.project.select(names)
+        with self._locked():
+            containers = self._containers(selected)
+            touched = []
+            for container in containers:
+                if verb == "stop" and container.state in ("running", "restarting", "paused"):
+                    self.engine.stop(container.id)
+                elif verb == "start" and container.state != "running":
+                    self.engine.start(container.id, container.name)
+                elif verb == "restart":
+                    self.engine.restart(container.id, container.name)
+                else:
+                    continue
+                touched.append(container.name)
+            missing = set(selected) - {c.workspace for c in containers}
+            for name in sorted(missing):
+                self.reporter.note(f"workspace {name!r} has no container; run `ngcws up {name}`")
+        return touched
+
+    def status(self) -> list[Status]:
+        names = list(self.project.workspaces)
+        desired = self.desired(names)
+        observed = self.observe(desired)
+        ours = owned(observed, self.identity.directory)
+        rows = []
+        for want in desired:
+            found = [c for c in ours if c.workspace == want.workspace]
+            current = next((c for c in found if c.name == want.name), found[0] if found else None)
+            if current is None:
+                rows.append(
+                    Status(
+                        want.workspace, want.name, "", "missing", want.image, want.essence["gpus"], "", "not created"
+                    )
+                )
+                continue
+            reason = recreate_reason(want, current, observed, UpOptions())
+            rows.append(
+                Status(
+                    want.workspace,
+                    current.name,
+                    current.id[:12],
+                    current.state,
+                    want.image,
+                    (current.essence or {}).get("gpus", "?"),
+                    current.status,
+                    reason or "up to date",
+                )
+            )
+        for orphan in (c for c in ours if c.workspace not in names):
+            rows.append(
+                Status(orphan.workspace, orphan.name, orphan.id[:12], orphan.state, "", "", orphan.status, "orphan")
+            )
+        return rows
+
+    def running_container(self, workspace: str) -> ObservedContainer | None:
+        found = self._containers([workspace])
+        return found[0] if found else None
+
+    # --- applying -----------------------------------------------------------------------------
+
+    def _containers(self, names: list[str]) -> list[ObservedContainer]:
+        observed = self.observe([])
+        wanted = {n: f"{self.project.name}-{n}" for n in names}
+        return [c for c in owned(observed, self.identity.directory) if wanted.get(c.workspace) == c.name]
+
+    def _locked(self) -> Any:
+        def waiting() -> None:
+            self.reporter.note(f"waiting for another ngcws working on project {self.project.name!r}...")
+
+        return project_lock(self.project.name, self.identity.directory, waiting)
+
+    def _apply(self, action: Action, volumes: bool = False) -> None:
+        self.reporter.action(action)
+        kind, want, current = action.kind, action.desired, action.container
+        if kind is Kind.PULL:
+            assert want is not None
+            self._pull(want)
+        elif kind is Kind.CREATE:
+            assert want is not None
+            self._create(want, want.name)
+        elif kind is Kind.START:
+            ref = current.id if current else want.name if want else ""
+            self.engine.start(ref, want.name if want else ref)
+        elif kind is Kind.RECREATE:
+            assert want is not None and current is not None
+            new_id = self._create(want, f"{current.id[:12]}_{want.name}")
+            self.engine.stop(current.id)
+            self.engine.remove(current.id, force=True)
+            self.engine.rename(new_id, want.name)
+            self.engine.start(new_id, want.name)
+        elif kind is Kind.REMOVE:
+            assert current is not None
+            self.engine.stop(current.id)
+            self.engine.remove(current.id, force=True, volumes=volumes)
+
+    def _pull(self, want: DesiredContainer) -> None:
+        from ngcws.engine.auth import auth_header
+
+        repository, tag = split_image(want.image)
+        self.engine.pull(repository, tag, auth_header(repository), lambda m: self.reporter.progress(want.workspace, m))
+
+    def create_oneoff(self, want: DesiredContainer, name: str, request: dict[str, Any]) -> str:
+        """Create an ``ngcws run`` container (not started)."""
+        return self._create(want, name, request)
+
+    def _create(self, want: DesiredContainer, name: str, request: dict[str, Any] | None = None) -> str:
+        for mount in want.essence["mounts"]:
+            if mount["type"] == "bind" and not os.path.exists(mount["source"]):
+                os.makedirs(mount["source"], exist_ok=True)  # create_host_path: owned by the invoker
+        for volume in want.volumes:
+            self.engine.create_volume(volume, {L.PROJECT: self.project.name, L.PROJECT_DIR: self.identity.directory})
+        container_id = self.engine.create_container(name, request or want.request)
+        if want.host_user is not None:
+            try:
+                self._add_host_user(container_id, want.host_user)
+            except NgcwsError:
+                self.engine.remove(container_id, force=True)
+                raise
+        return container_id
+
+    def _add_host_user(self, container_id: str, user: Invoker) -> None:
+        """``user: host``: a passwd and group entry and a HOME owned by the user, in the container."""
+        passwd = (self.engine.read_file(container_id, "/etc/passwd") or b"").decode()
+        group = (self.engine.read_file(container_id, "/etc/group") or b"").decode()
+        files: dict[str, tuple[bytes | None, int, int, int]] = {}
+        if not any(line.split(":")[2:3] == [str(user.uid)] for line in passwd.splitlines()):
+            entry = f"{user.name}:x:{user.uid}:{user.gid}:{user.name}:{user.home}:/bin/sh\n"
+            files["etc/passwd"] = (
+                ((passwd if passwd.endswith("\n") or not passwd else passwd + "\n") + entry).encode(),
+                0,
+                0,
+                0o644,
+            )
+        if not any(line.split(":")[2:3] == [str(user.gid)] for line in group.splitlines()):
+            entry = f"{user.group or user.name}:x:{user.gid}:\n"
+            files["etc/group"] = (
+                ((group if group.endswith("\n") or not group else group + "\n") + entry).encode(),
+                0,
+                0,
+                0o644,
+            )
+        files["home"] = (None, 0, 0, 0o755)
+        files[user.home.lstrip("/")] = (None, user.uid, user.gid, 0o755)
+        self.engine.put_files(container_id, files)

@@ -1,0 +1,275 @@
+"""Typed Engine API operations; every failure becomes an :mod:`ngcws.errors` exception."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ngcws.engine.transport import HijackError, Response, Transport, path
+from ngcws.errors import (
+    ContainerStartError,
+    EngineError,
+    ImageNotFound,
+    NotRunning,
+    OwnershipError,
+    RegistryAuthError,
+)
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+class Engine:
+    """The Docker engine, as ngcws needs it."""
+
+    def __init__(self, transport: Transport | None = None) -> None:
+        self.transport = transport or Transport()
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/version"))
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/info"))
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Every container (running or not) carrying all of ``labels``: one call."""
+        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        return list(self._json("GET", "/containers/json", params={"all": True, "filters": filters}))
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        response = self.transport.request("GET", path("/containers/{}/json", ref))
+        if response.status == 404:
+            response.read()
+            return None
+        return self._checked(response, f"inspect container {ref}").json()  # type: ignore[no-any-return]
+
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        response = self.transport.request("GET", path("/images/{}/json", ref))
+        if response.status == 404:
+            response.read()
+            return None
+        return self._checked(response, f"inspect image {ref}").json()  # type: ignore[no-any-return]
+
+    def list_volumes(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        found: dict[str, Any] = self._json("GET", "/volumes", params={"filters": filters})
+        return list(found.get("Volumes") or [])
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def pull(self, repository: str, tag: str, auth_header: str | None, progress: ProgressCallback) -> None:
+        """Pull ``repository:tag``, reporting each progress message."""
+        headers = {"X-Registry-Auth": auth_header} if auth_header else {}
+        params = {"fromImage": repository, "tag": tag}
+        response = self.transport.request("POST", "/images/create", params=params, headers=headers, timeout=None)
+        reference = f"{repository}:{tag}" if not tag.startswith("sha256:") else f"{repository}@{tag}"
+        if response.status != 200:
+            raise self._pull_error(reference, response.status, response.error_message())
+        for message in response.lines():
+            if "error" in message or "errorDetail" in message:
+                text = str(message.get("error") or message["errorDetail"].get("message", ""))
+                raise self._pull_error(reference, 500, text)
+            progress(message)
+
+    def create_container(self, name: str, request: Mapping[str, Any]) -> str:
+        response = self.transport.request("POST", "/containers/create", params={"name": name}, body=request)
+        if response.status == 409:
+            raise OwnershipError(
+                f"a container named {name!r} already exists and is not managed by this project",
+                hint=f"ngcws never touches it. Rename or remove it yourself (`docker rm {name}`), "
+                "or give this project another name (`name:` in ngcws.yaml or -p).",
+            )
+        if response.status == 404:
+            message = response.error_message()
+            raise ImageNotFound(f"cannot create {name}: {message}", hint="Pull it first: `ngcws pull`.")
+        return str(self._checked(response, f"create container {name}").json()["Id"])
+
+    def start(self, ref: str, name: str | None = None) -> None:
+        response = self.transport.request("POST", path("/containers/{}/start", ref), timeout=None)
+        if response.status not in (204, 304):
+            raise start_error(name or ref, response.error_message(), response.status)
+        response.read()
+
+    def stop(self, ref: str, timeout: int = 10) -> None:
+        response = self.transport.request("POST", path("/containers/{}/stop", ref), params={"t": timeout}, timeout=None)
+        if response.status in (204, 304, 404):
+            response.read()
+            return
+        self._checked(response, f"stop container {ref}")
+
+    def kill(self, ref: str, signal: str = "KILL") -> None:
+        response = self.transport.request("POST", path("/containers/{}/kill", ref), params={"signal": signal})
+        if response.status in (204, 404, 409):
+            response.read()
+            return
+        self._checked(response, f"kill container {ref}")
+
+    def restart(self, ref: str, name: str, timeout: int = 10) -> None:
+        response = self.transport.request(
+            "POST", path("/containers/{}/restart", ref), params={"t": timeout}, timeout=None
+        )
+        if response.status != 204:
+            raise start_error(name, response.error_message(), response.status)
+        response.read()
+
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        response = self.transport.request(
+            "DELETE", path("/containers/{}", ref), params={"force": force, "v": volumes}, timeout=None
+        )
+        if response.status in (204, 404):
+            response.read()
+            return
+        self._checked(response, f"remove container {ref}")
+
+    def rename(self, ref: str, name: str) -> None:
+        response = self.transport.request("POST", path("/containers/{}/rename", ref), params={"name": name})
+        self._checked(response, f"rename container {ref} to {name}").read()
+
+    def wait(self, ref: str, condition: str = "not-running") -> int:
+        response = self.transport.request(
+            "POST", path("/containers/{}/wait", ref), params={"condition": condition}, timeout=None
+        )
+        return int(self._checked(response, f"wait for {ref}").json().get("StatusCode", 0))
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        response = self.transport.request("POST", "/volumes/create", body={"Name": name, "Labels": dict(labels)})
+        self._checked(response, f"create volume {name}").read()
+
+    def remove_volume(self, name: str) -> None:
+        response = self.transport.request("DELETE", path("/volumes/{}", name))
+        if response.status in (204, 404):
+            response.read()
+            return
+        self._checked(response, f"remove volume {name}")
+
+    def put_files(self, ref: str, files: Mapping[str, tuple[bytes | None, int, int, int]]) -> None:
+        """Write files into a container: ``{path: (content or None for a folder, uid, gid, mode)}``."""
+        import io
+        import tarfile
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, (content, uid, gid, mode) in files.items():
+                info = tarfile.TarInfo(name.lstrip("/"))
+                info.uid, info.gid, info.mode = uid, gid, mode
+                if content is None:
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
+        response = self.transport.request(
+            "PUT",
+            path("/containers/{}/archive", ref),
+            params={"path": "/"},
+            data=buffer.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+        )
+        self._checked(response, f"write files into {ref}").read()
+
+    def read_file(self, ref: str, file: str) -> bytes | None:
+        """One file's bytes from a container (created or running), or None if it is missing."""
+        import io
+        import tarfile
+
+        response = self.transport.request("GET", path("/containers/{}/archive", ref), params={"path": file})
+        if response.status == 404:
+            response.read()
+            return None
+        data = self._checked(response, f"read {file} from {ref}").read()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member else None
+            return extracted.read() if extracted else None
+
+    # --- processes ----------------------------------------------------------------------------
+
+    def exec_create(self, ref: str, config: Mapping[str, Any]) -> str:
+        response = self.transport.request("POST", path("/containers/{}/exec", ref), body=config)
+        if response.status == 409:
+            raise NotRunning(f"container {ref} is not running: {response.error_message()}")
+        return str(self._checked(response, f"exec in {ref}").json()["Id"])
+
+    def exec_start(self, exec_id: str, tty: bool) -> tuple[Any, bytes]:
+        try:
+            return self.transport.hijack(path("/exec/{}/start", exec_id), body={"Detach": False, "Tty": tty})
+        except HijackError as exc:
+            raise EngineError(f"cannot start the command: {exc.message}", status=exc.status) from None
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", path("/exec/{}/json", exec_id)))
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        self.transport.request("POST", path("/exec/{}/resize", exec_id), params={"h": height, "w": width}).read()
+
+    def container_resize(self, ref: str, height: int, width: int) -> None:
+        self.transport.request("POST", path("/containers/{}/resize", ref), params={"h": height, "w": width}).read()
+
+    def attach(self, ref: str) -> tuple[Any, bytes]:
+        params = {"stream": True, "stdin": True, "stdout": True, "stderr": True}
+        try:
+            return self.transport.hijack(path("/containers/{}/attach", ref), params=params)
+        except HijackError as exc:
+            raise EngineError(f"cannot attach to {ref}: {exc.message}", status=exc.status) from None
+
+    def logs(self, ref: str, *, follow: bool, tail: str, timestamps: bool) -> Iterator[bytes]:
+        params = {"stdout": True, "stderr": True, "follow": follow, "tail": tail, "timestamps": timestamps}
+        response = self.transport.request("GET", path("/containers/{}/logs", ref), params=params, timeout=None)
+        return self._checked(response, f"logs of {ref}").chunks()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._checked(self.transport.request(method, url, **kwargs), f"{method} {url}").json()
+
+    @staticmethod
+    def _checked(response: Response, doing: str) -> Response:
+        if response.status < 400:
+            return response
+        message = response.error_message()
+        raise EngineError(f"the engine refused to {doing}: {message}", status=response.status)
+
+    @staticmethod
+    def _pull_error(reference: str, status: int, message: str) -> EngineError:
+        lowered = message.lower()
+        if (
+            status in (401, 403)
+            or "unauthorized" in lowered
+            or "authentication required" in lowered
+            or "denied" in lowered
+        ):
+            host = reference.split("/", 1)[0] if "/" in reference else "docker.io"
+            user = "'$oauthtoken'" if host == "nvcr.io" else "USER"
+            hint = f"Log in first: `docker login {host} -u {user}`"
+            if host == "nvcr.io":
+                hint += " (password: your NGC API key), or export NGC_API_KEY"
+            return RegistryAuthError(
+                f"the registry refused to let us pull {reference}: {message}", hint=hint, status=status
+            )
+        if status == 404 or "not found" in lowered or "manifest unknown" in lowered:
+            return ImageNotFound(
+                f"image {reference} was not found: {message}", hint="Check the repository and tag.", status=404
+            )
+        return EngineError(f"pulling {reference} failed: {message}", status=status)
+
+
+def start_error(name: str, message: str, status: int) -> ContainerStartError:
+    """Explain the start failures NGC users meet, with what to do about each."""
+    hint = None
+    if "could not select device driver" in message:
+        hint = (
+            "This engine cannot give containers GPUs: install nvidia-container-toolkit and restart "
+            "dockerd (it looks for the NVIDIA hook only at start-up), or set `gpus: none`."
+        )
+    elif "rlimit" in message and ("type 8" in message or "memlock" in message.lower()):
+        hint = (
+            "`ulimits: memlock: -1` needs a host that lets containers lock unlimited memory (dockerd with "
+            "CAP_SYS_RESOURCE and a high hard RLIMIT_MEMLOCK, as on a normal GPU server). This host does "
+            "not allow it: lower or remove the memlock ulimit here."
+        )
+    elif "unsatisfied condition: cuda" in message:
+        hint = "The host's NVIDIA driver is older than this image needs: update the driver or use an older tag."
+    elif "no such file or directory" in message and "exec" in message:
+        hint = "The command does not exist in the image."
+    return ContainerStartError(f"cannot start {name}: {message}", hint=hint, status=status)

@@ -1,0 +1,87 @@
+"""The one error tree of ngcws.
+
+Every failure meant for a person is an :class:`NgcwsError`. The CLI has a single boundary that
+prints ``error.message`` (and ``error.hint``) and exits with ``error.exit_code``; nothing else
+reaches the user as a traceback.
+
+* NgcwsError                      exit 1
+  x ConfigError                   exit 2  ngcws.yaml (or .env / env_file) is wrong; nothing touched
+    + ConfigNotFound              exit 2  no ngcws.yaml here or in any parent
+  x UsageError                    exit 2  a command-line mistake (unknown workspace, bad flag mix)
+  x OwnershipError                exit 1  a container ngcws wants to use is not its own
+  x LockTimeout                   exit 1  another ngcws holds this project's lock
+  x NotRunning                    exit 1  exec/shell on a workspace that is not running
+  x EngineError                   exit 1  the Docker engine refused or failed a request
+    + EngineUnavailable           exit 1  no engine answers on DOCKER_HOST / the socket
+    + ImageNotFound               exit 1  the image (or its tag) does not exist, locally or remotely
+    + RegistryAuthError           exit 1  the registry wants credentials (401/403)
+    + ContainerStartError         exit 1  the engine created a container but could not start it
+"""
+
+from __future__ import annotations
+
+
+class NgcwsError(Exception):
+    """Base class: a message for a person, an optional hint, and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class ConfigError(NgcwsError):
+    """The configuration is invalid; ``message`` names file:line:col and the field path."""
+
+    exit_code = 2
+
+
+class ConfigNotFound(ConfigError):
+    """No ngcws.yaml was found."""
+
+
+class UsageError(NgcwsError):
+    """A command-line mistake."""
+
+    exit_code = 2
+
+
+class OwnershipError(NgcwsError):
+    """A container with the name ngcws wants belongs to someone else; it is never touched."""
+
+
+class LockTimeout(NgcwsError):
+    """Another ngcws process holds this project's lock for too long."""
+
+
+class NotRunning(NgcwsError):
+    """The workspace has no running container."""
+
+
+class EngineError(NgcwsError):
+    """The Docker engine refused or failed a request."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class EngineUnavailable(EngineError):
+    """No Docker engine answers."""
+
+
+class ImageNotFound(EngineError):
+    """The image reference does not exist."""
+
+
+class RegistryAuthError(EngineError):
+    """The registry refused our (absent or wrong) credentials."""
+
+
+class ContainerStartError(EngineError):
+    """The container was created but did not start."""

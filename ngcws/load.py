@@ -1,0 +1,123 @@
+"""Load: ngcws.yaml → validated models, with the project's identity.
+
+Every failure is a :class:`~ngcws.errors.ConfigError` whose message starts with
+``FILE:LINE:COL: dotted.field.path:``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ngcws.errors import ConfigError
+from ngcws.locate import (
+    CONFIG_NAME,
+    Located,
+    locate,
+    project_name,
+    read_document,
+    unknown_workspace,
+    variables_for,
+)
+from ngcws.yamlsource import Document
+
+__all__ = ["CONFIG_NAME", "Located", "Project", "load", "locate"]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated ngcws.yaml with its identity: name, folder and file."""
+
+    name: str
+    directory: Path
+    config_file: Path
+    file: Any  # ngcws.model.ProjectFile (imported lazily: pydantic is not needed by every command)
+
+    @property
+    def workspaces(self) -> dict[str, Any]:
+        return dict(self.file.workspaces)
+
+    def select(self, names: list[str] | None) -> list[str]:
+        """Validate workspace names from the command line; none given means all of them."""
+        for name in names or []:
+            if name not in self.file.workspaces:
+                raise unknown_workspace(name, list(self.file.workspaces), self.config_file)
+        return list(names) if names else list(self.file.workspaces)
+
+
+def load(
+    explicit: str | None = None,
+    project_override: str | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Project:
+    """Find, read, interpolate and validate ngcws.yaml."""
+    from pydantic import ValidationError
+
+    from ngcws.model import ProjectFile
+
+    located = locate(explicit, cwd)
+    variables = variables_for(located, environ)
+    doc = read_document(located, variables)
+    context = {"project_dir": str(located.directory), "variables": variables}
+    try:
+        file = ProjectFile.model_validate(doc.data, context=context)
+    except ValidationError as exc:
+        raise _config_error(doc, exc) from None
+    name = project_name(located, file.name, project_override)
+    return Project(name=name, directory=located.directory, config_file=located.config_file, file=file)
+
+
+def _config_error(doc: Document, exc: Any) -> ConfigError:
+    """Turn a pydantic ValidationError into one ConfigError listing every problem."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(part for part in err["loc"] if part != "[key]")
+        message = _message(err, loc)
+        lines.append(str(doc.error(loc, message)))
+    first, *rest = lines
+    return ConfigError("\n".join([first, *rest]))
+
+
+def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+    from pydantic import BaseModel
+
+    from ngcws.model import Mount, ProjectFile, Ulimit, Workspace
+    from ngcws.values import suggest
+
+    kind = err["type"]
+    msg = str(err["msg"])
+    if msg.startswith(("Value error, ", "Assertion failed, ")):
+        msg = msg.split(", ", 1)[1]
+    if kind == "extra_forbidden":
+        parents: dict[int, type[BaseModel]] = {1: ProjectFile, 3: Workspace, 5: Mount if "mounts" in loc else Ulimit}
+        model = parents.get(len(loc))
+        known = list(model.model_fields) if model else []
+        return (
+            f"unknown key {loc[-1]!r}"
+            + suggest(str(loc[-1]), known)
+            + (f"; known keys: {', '.join(known)}" if known and not suggest(str(loc[-1]), known) else "")
+        )
+    if kind == "missing":
+        return "this field is required"
+    if kind in (
+        "literal_error",
+        "enum",
+        "string_pattern_mismatch",
+        "int_parsing",
+        "bool_parsing",
+        "int_type",
+        "string_type",
+        "bool_type",
+        "dict_type",
+        "list_type",
+        "model_type",
+    ):
+        got = err.get("input")
+        choices = re.findall(r"'([^']+)'", msg) if kind == "literal_error" else []
+        return f"{msg}, got {got!r}" + (suggest(str(got), choices) if choices else "")
+    return msg

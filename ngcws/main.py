@@ -1,0 +1,36 @@
+"""The console entry point and the CLI's one error boundary.
+
+A user mistake or an engine refusal becomes a message (and hint) on stderr and the error's exit
+code; never a traceback. ``exec`` and ``up`` take the lean path of :mod:`ngcws.fastpath`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+from ngcws.errors import NgcwsError
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    from ngcws.fastpath import dispatch
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        fast = dispatch(args)
+        if fast is not None:
+            sys.exit(fast())
+        from ngcws.cli import app
+
+        app(args=args, prog_name="ngcws")
+    except NgcwsError as error:
+        from ngcws.present import Console
+
+        Console().error(error.message, error.hint)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    sys.exit(0)

@@ -1,0 +1,358 @@
+"""The ngcws.yaml models: strict on input, canonical on output.
+
+Every field accepts the spellings users bring from ``docker run`` and Docker Compose and is
+validated into one canonical value (sizes in bytes, GPU ids as strings, mounts in long form), so
+two files that mean the same container produce the same model. Paths and env files are resolved
+against the project folder given in the validation context (see :mod:`ngcws.load`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ngcws import values
+
+LABEL_PREFIX = "ngcws."
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+WORKSPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+ULIMIT_NAMES = (
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack",
+)  # fmt: skip
+
+
+_IMAGE_SCHEMA = {
+    "type": "string",
+    "description": "Image reference, e.g. nvcr.io/nvidia/pytorch:23.08-py3 (or nvcr.io#nvidia/pytorch:23.08-py3)",
+}
+_GPU_ID = {"type": ["string", "integer"], "description": "index (0), GPU-<uuid>, MIG index (0:1) or MIG-<uuid>"}
+_GPUS_SCHEMA = {
+    "description": "all | none | a count | a list of GPU ids",
+    "anyOf": [
+        {"enum": ["all", "none"]},
+        {"type": "integer", "minimum": 0},
+        {"type": "array", "items": _GPU_ID, "minItems": 1},
+        {"type": "string", "pattern": "^device=", "description": "docker's device=0,1 spelling"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "count": {"type": "integer", "minimum": 0},
+                "device_ids": {"type": "array", "items": _GPU_ID},
+            },
+        },
+    ],
+}
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[bkmgtBKMGT]?(i?[bB])?\s*$"},
+    ],
+    "description": "bytes, or a number with b/k/m/g/t",
+}
+_CAPS_SCHEMA = {
+    "type": "array",
+    "items": {"enum": [*values.CAPABILITIES, "all"]},
+    "description": "NVIDIA driver capabilities; unset keeps the image's NVIDIA_DRIVER_CAPABILITIES",
+}
+_MAP_SCHEMA = {
+    "anyOf": [
+        {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+        {"type": "array", "items": {"type": "string"}},
+    ]
+}
+_COMMAND_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "number"]}}]}
+_PORT_SCHEMA = {
+    "type": "array",
+    "items": {"type": ["string", "integer"]},
+    "description": '"HOST:CONTAINER[/proto]", "IP:HOST:CONTAINER" or CONTAINER',
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Ulimit(_Strict):
+    """One resource limit; ``-1`` means unlimited."""
+
+    soft: int = Field(ge=-1)
+    hard: int = Field(ge=-1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_int(cls, data: Any) -> Any:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return {"soft": data, "hard": data}
+        return data
+
+    @model_validator(mode="after")
+    def _soft_within_hard(self) -> Ulimit:
+        if self.hard != -1 and (self.soft == -1 or self.soft > self.hard):
+            raise ValueError(f"soft limit {self.soft} exceeds hard limit {self.hard}")
+        return self
+
+
+class Mount(_Strict):
+    """A bind mount, named volume or tmpfs, in long form."""
+
+    type: Literal["bind", "volume", "tmpfs"] = "bind"
+    source: str | None = Field(default=None, description="Host path (bind) or volume name (volume)")
+    target: str = Field(description="Absolute path inside the container")
+    read_only: bool = False
+    create_host_path: bool = Field(
+        default=False, description="bind: create a missing source folder (owned by you) instead of failing"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_short(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            return data
+        parts = data.split(":")
+        mode = None
+        if len(parts) == 3 or (len(parts) == 2 and parts[1] in ("ro", "rw")):
+            *parts, mode = parts
+            if mode not in ("ro", "rw"):
+                raise ValueError(f"unknown mount mode {mode!r}: use ro or rw")
+        if len(parts) == 1:
+            return {"type": "volume", "target": parts[0], "read_only": mode == "ro"}
+        if len(parts) != 2 or not parts[0]:
+            raise ValueError(f"expected SOURCE:TARGET[:ro|rw], got {data!r}")
+        source, target = parts
+        kind = "bind" if source.startswith(("/", ".", "~", "$")) else "volume"
+        return {"type": kind, "source": source, "target": target, "read_only": mode == "ro"}
+
+    @field_validator("target")
+    @classmethod
+    def _absolute_target(cls, target: str) -> str:
+        if not target.startswith("/"):
+            raise ValueError(f"the mount target must be an absolute path inside the container, got {target!r}")
+        return target.rstrip("/") or "/"
+
+    @model_validator(mode="after")
+    def _resolve_source(self, info: ValidationInfo) -> Mount:
+        if self.type == "tmpfs":
+            if self.source:
+                raise ValueError("a tmpfs mount has no source")
+            return self
+        if self.type == "volume":
+            if self.source and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", self.source):
+                raise ValueError(f"{self.source!r} is not a volume name (a host path must start with /, ./ or ~)")
+            return self
+        if not self.source:
+            raise ValueError("a bind mount needs a source path")
+        base = Path((info.context or {}).get("project_dir", "."))
+        resolved = (base / os.path.expanduser(self.source)).resolve()
+        if not resolved.exists() and not self.create_host_path:
+            raise ValueError(
+                f"the bind-mount source {str(resolved)!r} does not exist; create it, fix the path,"
+                " or use the long form with create_host_path: true"
+            )
+        object.__setattr__(self, "source", str(resolved))
+        return self
+
+
+Image = Annotated[
+    str, PlainValidator(values.parse_image, json_schema_input_type=Any), Field(json_schema_extra=_IMAGE_SCHEMA)
+]
+Gpus = Annotated[
+    str | int | list[str],
+    PlainValidator(values.parse_gpus, json_schema_input_type=Any),
+    Field(json_schema_extra=_GPUS_SCHEMA),
+]
+Size = Annotated[
+    int, PlainValidator(values.parse_size, json_schema_input_type=Any), Field(json_schema_extra=_SIZE_SCHEMA)
+]
+Capabilities = Annotated[
+    list[str],
+    PlainValidator(values.parse_capabilities, json_schema_input_type=Any),
+    Field(json_schema_extra=_CAPS_SCHEMA),
+]
+Command = Annotated[
+    list[str],
+    PlainValidator(values.parse_command, json_schema_input_type=Any),
+    Field(json_schema_extra=_COMMAND_SCHEMA),
+]
+
+
+def _env(value: Any, info: ValidationInfo) -> dict[str, str]:
+    return values.parse_mapping(value, "env", (info.context or {}).get("variables", os.environ))
+
+
+def _labels(value: Any) -> dict[str, str]:
+    labels = values.parse_mapping(value, "labels")
+    for key in labels:
+        if key.startswith(LABEL_PREFIX):
+            raise ValueError(f"label {key!r}: the {LABEL_PREFIX} prefix is reserved for ngcws")
+    return labels
+
+
+def _ports(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of ports, got {value!r}")
+    return [values.parse_port(item) for item in value]
+
+
+def _env_files(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"expected a path or a list of paths, got {value!r}")
+    return items
+
+
+class Workspace(_Strict):
+    """One container: an NGC image with the GPUs, memory settings, mounts and env it needs."""
+
+    image: Image
+    gpus: Gpus = "all"
+    capabilities: Capabilities | None = None
+    shm_size: Size | None = None
+    ipc: Literal["private", "shareable", "host", "none"] | None = None
+    ulimits: dict[str, Ulimit] = Field(
+        default_factory=dict,
+        description="e.g. {memlock: -1, stack: 67108864}",
+        json_schema_extra={
+            "additionalProperties": {"anyOf": [{"type": "integer", "minimum": -1}, {"$ref": "#/$defs/Ulimit"}]}
+        },
+    )
+    mounts: list[Mount] = Field(
+        default_factory=list,
+        description='"SRC:DST[:ro|rw]" or the long form',
+        json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/Mount"}]}},
+    )
+    env: Annotated[
+        dict[str, str], PlainValidator(_env, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
+    ] = Field(default_factory=dict)
+    env_file: Annotated[
+        list[str],
+        PlainValidator(_env_files, json_schema_input_type=Any),
+        Field(json_schema_extra={"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+    ] = Field(default_factory=list)
+    working_dir: str | None = None
+    user: str | None = Field(default=None, description='root | "UID[:GID]" | a user name | host (your uid:gid)')
+    command: Command | None = None
+    ports: Annotated[
+        list[dict[str, Any]], PlainValidator(_ports, json_schema_input_type=Any), Field(json_schema_extra=_PORT_SCHEMA)
+    ] = Field(default_factory=list)
+    restart: Literal["no", "always", "on-failure", "unless-stopped"] = "no"
+    pull: Literal["missing", "always", "never"] = "missing"
+    init: bool = True
+    labels: Annotated[
+        dict[str, str], PlainValidator(_labels, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
+    ] = Field(default_factory=dict)
+
+    @field_validator("ulimits", mode="before")
+    @classmethod
+    def _ulimit_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                if name not in ULIMIT_NAMES:
+                    raise ValueError(f"unknown ulimit {name!r}" + values.suggest(str(name), ULIMIT_NAMES))
+        return value
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute_working_dir(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"working_dir must be an absolute path inside the container, got {value!r}")
+        return value
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not re.match(
+            r"^(host|[a-z_][a-z0-9_.-]*\$?|\d+)(:([a-z_][a-z0-9_.-]*|\d+))?$", value
+        ):
+            raise ValueError(f'expected root, host, a user name or "UID[:GID]", got {value!r}')
+        return value
+
+    @field_validator("env_file")
+    @classmethod
+    def _read_env_files(cls, paths: list[str], info: ValidationInfo) -> list[str]:
+        base = Path((info.context or {}).get("project_dir", "."))
+        resolved = []
+        for path in paths:
+            full = (base / os.path.expanduser(path)).resolve()
+            if not full.is_file():
+                raise ValueError(f"env_file {str(full)!r} does not exist")
+            resolved.append(str(full))
+        return resolved
+
+    @model_validator(mode="after")
+    def _merge_env_files(self) -> Workspace:
+        if self.env_file:
+            from ngcws.interpolate import parse_env_file
+
+            merged: dict[str, str] = {}
+            for path in self.env_file:
+                try:
+                    merged.update(parse_env_file(Path(path).read_text()))
+                except ValueError as exc:
+                    raise ValueError(f"env_file {path}: {exc}") from None
+            merged.update(self.env)  # env: wins over env_file, as in Compose
+            object.__setattr__(self, "env", merged)
+        if self.ipc == "host" and self.shm_size is not None:
+            raise ValueError("shm_size has no effect with ipc: host (the host's /dev/shm is shared); drop one")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> Workspace:
+        seen: set[str] = set()
+        for mount in self.mounts:
+            if mount.target in seen:
+                raise ValueError(f"two mounts target {mount.target!r}")
+            seen.add(mount.target)
+        return self
+
+
+class ProjectFile(_Strict):
+    """The whole ngcws.yaml."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="ngcws.yaml",
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "patternProperties": {"^x-": {"description": "extension fields, e.g. for YAML anchors; ignored"}},
+        },
+    )
+
+    name: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="Project name; default: the folder's name, normalised"
+    )
+    workspaces: dict[Annotated[str, Field(pattern=WORKSPACE_PATTERN)], Workspace] = Field(
+        min_length=1, description="The first is the default target of exec/shell/logs"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
+
+    @field_validator("workspaces", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if value is None or value == {}:
+            raise ValueError(
+                "define at least one workspace, e.g. workspaces: {train: {image: nvcr.io/nvidia/pytorch:23.08-py3}}"
+            )
+        return value

@@ -1,0 +1,62 @@
+"""Observed: one snapshot of what the engine has for a project, parsed tolerantly. No I/O here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ngcws import labels as L
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    id: str
+    name: str
+    state: str  # created | running | paused | restarting | exited | removing | dead
+    image_id: str
+    labels: dict[str, str]
+    status: str = ""
+    created: int = 0
+
+    @property
+    def workspace(self) -> str:
+        return self.labels.get(L.WORKSPACE, "")
+
+    @property
+    def oneoff(self) -> bool:
+        return self.labels.get(L.ONEOFF) == "true"
+
+    @property
+    def spec_hash(self) -> str:
+        return self.labels.get(L.SPEC_HASH, "")
+
+    @property
+    def essence(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.labels.get(L.SPEC, ""))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @classmethod
+    def from_list_entry(cls, entry: dict[str, Any]) -> ObservedContainer:
+        """Parse one item of ``GET /containers/json``."""
+        names = entry.get("Names") or [""]
+        return cls(
+            id=str(entry.get("Id", "")),
+            name=str(names[0]).lstrip("/"),
+            state=str(entry.get("State", "")),
+            image_id=str(entry.get("ImageID", "")),
+            labels=dict(entry.get("Labels") or {}),
+            status=str(entry.get("Status", "")),
+            created=int(entry.get("Created") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The project's containers (every state, one-offs included) and the local image ids."""
+
+    containers: tuple[ObservedContainer, ...] = ()
+    images: dict[str, str | None] = field(default_factory=dict)  # reference → image id, None if absent

@@ -1,0 +1,221 @@
+"""Plan: desired vs observed → ordered actions, each with a human reason. Pure.
+
+This is a purely computational module with no side effects: the controller observes, calls these
+functions, and applies what they return.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ngcws import labels as L
+from ngcws.errors import ImageNotFound, OwnershipError
+from ngcws.observed import Observed, ObservedContainer
+from ngcws.spec import DesiredContainer
+from ngcws.values import format_size
+
+
+class Kind(str, Enum):
+    PULL = "pull"
+    CREATE = "create"
+    START = "start"
+    RECREATE = "recreate"
+    REMOVE = "remove"
+    NOOP = "up to date"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Kind
+    workspace: str
+    reason: str
+    container: ObservedContainer | None = None
+    desired: DesiredContainer | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.kind is not Kind.NOOP
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.workspace}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def changes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.writes)
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(a.kind.value for a in self.actions)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    pull: str | None = None  # overrides each workspace's policy: always | missing | never
+    force_recreate: bool = False
+    no_recreate: bool = False
+    remove_orphans: bool = False
+    pulls_done: bool = False  # second pass, after pulling: plan no pulls
+
+
+def owned(observed: Observed, directory: str) -> list[ObservedContainer]:
+    """The snapshot's containers that belong to this folder's project (one-offs excluded)."""
+    return [c for c in observed.containers if c.labels.get(L.PROJECT_DIR) == directory and not c.oneoff]
+
+
+def check_ownership(desired: list[DesiredContainer], observed: Observed, directory: str) -> None:
+    """Refuse when a same-named project in another folder holds a name we need."""
+    wanted = {d.name for d in desired}
+    for container in observed.containers:
+        other = container.labels.get(L.PROJECT_DIR)
+        if container.name in wanted and other != directory:
+            raise OwnershipError(
+                f"container {container.name!r} belongs to project {container.labels.get(L.PROJECT)!r} "
+                f"in {other}, not to this folder ({directory})",
+                hint="ngcws will not touch it. Give this project another name (`name:` or -p), "
+                "or take that one down from its own folder.",
+            )
+
+
+def plan_up(
+    desired: list[DesiredContainer],
+    every_workspace: list[str],
+    observed: Observed,
+    directory: str,
+    options: UpOptions,
+) -> Plan:
+    """The actions that make the engine match ``desired``.
+
+    ``desired`` are the selected workspaces; ``every_workspace`` names all workspaces in the file
+    (a container of an unselected workspace is not an orphan).
+    """
+    check_ownership(desired, observed, directory)
+    ours = owned(observed, directory)
+    actions: list[Action] = []
+    for want in desired:
+        actions.extend(_pull_actions(want, observed, options))
+    for want in desired:
+        mine = [c for c in ours if c.workspace == want.workspace]
+        actions.extend(_container_actions(want, mine, observed, options))
+    warnings: list[str] = []
+    for orphan in (c for c in ours if c.workspace not in every_workspace):
+        if options.remove_orphans:
+            actions.append(Action(Kind.REMOVE, orphan.workspace, "orphan: no longer in ngcws.yaml", orphan))
+        else:
+            warnings.append(
+                f"container {orphan.name} belongs to workspace {orphan.workspace!r}, which is no longer in "
+                "ngcws.yaml; remove it with --remove-orphans"
+            )
+    return Plan(tuple(actions), tuple(warnings))
+
+
+def _pull_actions(want: DesiredContainer, observed: Observed, options: UpOptions) -> list[Action]:
+    if options.pulls_done:
+        return []
+    policy = options.pull or want.pull
+    present = observed.images.get(want.image) is not None
+    if policy == "always":
+        return [Action(Kind.PULL, want.workspace, f"{want.image} (pull policy always)", desired=want)]
+    if present:
+        return []
+    if policy == "never":
+        raise ImageNotFound(
+            f"image {want.image} is not present locally and the pull policy of {want.workspace!r} is never",
+            hint="Pull it (`ngcws pull`) or use --pull missing.",
+        )
+    return [Action(Kind.PULL, want.workspace, f"{want.image} is not present locally", desired=want)]
+
+
+def _container_actions(
+    want: DesiredContainer, mine: list[ObservedContainer], observed: Observed, options: UpOptions
+) -> list[Action]:
+    if not mine:
+        return [
+            Action(Kind.CREATE, want.workspace, f"no container {want.name}", desired=want),
+            Action(Kind.START, want.workspace, "new container", desired=want),
+        ]
+    # The container with our name first; others (left by an interrupted recreate) are removed.
+    mine = sorted(mine, key=lambda c: (c.name != want.name, -c.created))
+    current, extra = mine[0], mine[1:]
+    actions = [Action(Kind.REMOVE, want.workspace, f"stale duplicate {c.name}", c) for c in extra]
+    reason = None if options.no_recreate else recreate_reason(want, current, observed, options)
+    if reason:
+        actions.append(Action(Kind.RECREATE, want.workspace, reason, current, want))
+    elif current.state in ("running", "restarting"):
+        actions.append(Action(Kind.NOOP, want.workspace, f"{current.name} is running", current, want))
+    else:
+        actions.append(Action(Kind.START, want.workspace, f"{current.name} is {current.state}", current, want))
+    return actions
+
+
+def recreate_reason(
+    want: DesiredContainer, current: ObservedContainer, observed: Observed, options: UpOptions
+) -> str | None:
+    """Why ``current`` must be replaced to become ``want``, or None if it need not be."""
+    if options.force_recreate:
+        return "--force-recreate"
+    if current.spec_hash != want.spec_hash:
+        changes = describe_changes(current.essence, want.essence)
+        return "; ".join(changes) if changes else "created by another ngcws version"
+    image_id = observed.images.get(want.image)
+    if image_id and current.image_id and image_id != current.image_id:
+        return f"{want.image} now resolves to {_short(image_id)} (container has {_short(current.image_id)})"
+    return None
+
+
+def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """Field-level differences, e.g. ``shm_size 1g → 16g``, ``env.WANDB_MODE unset → offline``."""
+    if old is None:
+        return []
+    out = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict) and key in ("env", "labels", "ulimits"):
+            for sub in sorted(before.keys() | after.keys()):
+                if before.get(sub) != after.get(sub):
+                    out.append(f"{key}.{sub} {_show(key, before.get(sub))} → {_show(key, after.get(sub))}")
+        else:
+            out.append(f"{key} {_show(key, before)} → {_show(key, after)}")
+    return out
+
+
+def _show(key: str, value: Any) -> str:
+    if value is None:
+        return "unset"
+    if key == "shm_size" and isinstance(value, int):
+        return format_size(value)
+    if key == "mounts" and isinstance(value, list):
+        return (
+            "[" + ", ".join(f"{m['source'] or ''}:{m['target']}{':ro' if m['read_only'] else ''}" for m in value) + "]"
+        )
+    if key == "ulimits" and isinstance(value, dict):
+        return str(value["soft"]) if value["soft"] == value["hard"] else f"{value['soft']}:{value['hard']}"
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value, separators=(", ", ": "))
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)
+
+
+def _short(image_id: str) -> str:
+    return image_id.split(":", 1)[-1][:12]
+
+
+def plan_down(observed: Observed, directory: str, remove_orphans: bool, every_workspace: list[str]) -> Plan:
+    """Remove the project's containers (orphans only with ``remove_orphans``)."""
+    actions = []
+    warnings = []
+    for container in owned(observed, directory):
+        if container.workspace in every_workspace or remove_orphans:
+            actions.append(Action(Kind.REMOVE, container.workspace, f"{container.name} ({container.state})", container))
+        else:
+            warnings.append(f"orphan container {container.name} left; remove it with --remove-orphans")
+    return Plan(tuple(actions), tuple(warnings))

@@ -1,0 +1,138 @@
+"""Present: how plans, progress and status look on a terminal and in a pipe."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from ngcws.plan import Action, Kind, Plan
+
+_STYLE = {
+    Kind.PULL: "cyan", Kind.CREATE: "green", Kind.START: "green", Kind.RECREATE: "yellow",
+    Kind.REMOVE: "red", Kind.NOOP: "dim",
+}  # fmt: skip
+
+
+class Console:
+    """Writes human output to stderr (colour on a terminal), data to stdout."""
+
+    def __init__(self, err: TextIO | None = None, out: TextIO | None = None) -> None:
+        self.err = err or sys.stderr
+        self.out = out or sys.stdout
+        self.color = self.err.isatty()
+        self._layers: dict[tuple[str, str], str] = {}
+        self._rich: Any = None
+
+    def _paint(self, text: str, style: str) -> str:
+        if not self.color:
+            return text
+        codes = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "dim": "2", "bold": "1"}
+        return f"\x1b[{codes[style]}m{text}\x1b[0m"
+
+    # Reporter protocol -------------------------------------------------------------------------
+
+    def action(self, action: Action) -> None:
+        self._stop_progress()
+        label = self._paint(f"{action.kind.value:<10}", _STYLE[action.kind])
+        print(f"{label} {action.workspace}: {action.reason}", file=self.err, flush=True)
+
+    def note(self, text: str) -> None:
+        self._stop_progress()
+        print(text, file=self.err, flush=True)
+
+    def warning(self, text: str) -> None:
+        self._stop_progress()
+        print(self._paint("warning:", "yellow") + " " + text, file=self.err, flush=True)
+
+    def progress(self, workspace: str, message: dict[str, Any]) -> None:
+        """Pull progress: per-layer bars on a terminal, one line per layer status change otherwise."""
+        layer, status = str(message.get("id", "")), str(message.get("status", ""))
+        if not layer or status.startswith(("Pulling from", "Digest", "Status")):
+            if status:
+                self._stop_progress()
+                print(
+                    f"  {workspace}: {status}{(' ' + layer) if layer and ':' not in status else ''}",
+                    file=self.err,
+                    flush=True,
+                )
+            return
+        detail = message.get("progressDetail") or {}
+        if self.color:
+            self._bar(layer, status, detail)
+        elif self._layers.get((workspace, layer)) != status:
+            self._layers[(workspace, layer)] = status
+            total = detail.get("total")
+            size = f" ({_mb(total)})" if total else ""
+            print(f"  {workspace}: layer {layer} {status}{size}", file=self.err, flush=True)
+
+    def _bar(self, layer: str, status: str, detail: dict[str, Any]) -> None:
+        if self._rich is None:
+            from rich.console import Console as RichConsole
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            progress = Progress(
+                TextColumn("  {task.fields[layer]}"),
+                TextColumn("{task.description:<18}"),
+                BarColumn(),
+                DownloadColumn(),
+                console=RichConsole(file=self.err),
+                transient=False,
+            )
+            progress.start()
+            self._rich = (progress, {})
+        progress, tasks = self._rich
+        if layer not in tasks:
+            tasks[layer] = progress.add_task(status, layer=layer, total=None)
+        total, current = detail.get("total"), detail.get("current")
+        done = status in ("Pull complete", "Already exists", "Download complete")
+        progress.update(
+            tasks[layer], description=status, total=total or None, completed=(total if done and total else current or 0)
+        )
+
+    def _stop_progress(self) -> None:
+        if self._rich is not None:
+            self._rich[0].stop()
+            self._rich = None
+
+    # Data ----------------------------------------------------------------------------------------
+
+    def plan(self, plan: Plan, fmt: str) -> None:
+        if fmt == "json":
+            data = {
+                "changes": len(plan.changes),
+                "actions": [
+                    {"action": a.kind.value, "workspace": a.workspace, "reason": a.reason} for a in plan.actions
+                ],
+                "warnings": list(plan.warnings),
+            }
+            print(json.dumps(data, indent=2), file=self.out)
+            return
+        for action in plan.actions:
+            print(f"{action.kind.value:<10} {action.workspace}: {action.reason}", file=self.out)
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=self.out)
+        if not plan.changes:
+            print("nothing to do", file=self.out)
+
+    def table(self, rows: Sequence[Any], fmt: str) -> None:
+        if fmt == "json":
+            print(json.dumps([asdict(r) for r in rows], indent=2), file=self.out)
+            return
+        headers = ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT"]
+        cells = [[str(v) if v != "" else "-" for v in asdict(r).values()] for r in rows]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        for line in [headers, *cells]:
+            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip(), file=self.out)
+
+    def error(self, message: str, hint: str | None) -> None:
+        self._stop_progress()
+        print(self._paint("error:", "red") + " " + message, file=self.err)
+        if hint:
+            print(self._paint("hint:", "bold") + " " + hint, file=self.err)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

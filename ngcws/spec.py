@@ -1,0 +1,228 @@
+"""Spec: a workspace model → the exact Engine API create request, in canonical form. Pure.
+
+The *essence* is the workspace as the engine will see it, keyed by ngcws.yaml field names with
+canonical values (bytes, sorted capabilities, absolute paths, merged env). The create request is
+a function of the essence alone, so the essence's hash says whether a container is up to date and
+a field-by-field comparison of two essences says why not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ngcws import __version__
+from ngcws import labels as L
+
+#: Bump when the translation from essence to request changes, so old containers are recreated.
+SPEC_VERSION = 1
+
+#: Without `command`, the workspace runs this: it survives without a TTY, and it exits at once on
+#: SIGTERM (even without an init), so `ngcws down` does not wait out Docker's 10 s stop timeout.
+KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"]
+
+
+@dataclass(frozen=True)
+class Invoker:
+    """The person running ngcws (for ``user: host``)."""
+
+    uid: int
+    gid: int
+    name: str
+    group: str = ""
+
+    @property
+    def home(self) -> str:
+        return f"/home/{self.name}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a container belongs to: project, folder, file."""
+
+    project: str
+    directory: str
+    config_file: str
+
+
+@dataclass(frozen=True)
+class DesiredContainer:
+    """Everything ngcws wants one workspace's container to be."""
+
+    workspace: str
+    name: str
+    image: str
+    pull: str
+    essence: dict[str, Any]
+    spec_hash: str
+    request: dict[str, Any]
+    host_user: Invoker | None = None
+    volumes: tuple[str, ...] = field(default=())
+
+
+def container_name(project: str, workspace: str) -> str:
+    return f"{project}-{workspace}"
+
+
+def volume_name(project: str, source: str) -> str:
+    return f"{project}_{source}"
+
+
+def essence_of(workspace: Any, project: str, invoker: Invoker | None) -> dict[str, Any]:
+    """The canonical, engine-relevant content of a workspace model."""
+    env = dict(workspace.env)
+    user = workspace.user
+    if user == "host":
+        if invoker is None:
+            raise ValueError("user: host needs the invoking user")
+        user = f"{invoker.uid}:{invoker.gid}"
+        env = {"HOME": invoker.home, "USER": invoker.name, "LOGNAME": invoker.name, **env}
+    mounts = []
+    for mount in workspace.mounts:
+        source = mount.source
+        if mount.type == "volume" and source:
+            source = volume_name(project, source)
+        mounts.append({"type": mount.type, "source": source, "target": mount.target, "read_only": mount.read_only})
+    return {
+        "image": workspace.image,
+        "command": workspace.command,
+        "gpus": workspace.gpus,
+        "capabilities": workspace.capabilities,
+        "shm_size": workspace.shm_size,
+        "ipc": workspace.ipc,
+        "ulimits": {name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(workspace.ulimits.items())},
+        "mounts": sorted(mounts, key=lambda m: m["target"]),
+        "env": dict(sorted(env.items())),
+        "working_dir": workspace.working_dir,
+        "user": user,
+        "ports": sorted(workspace.ports, key=lambda p: (p["container_port"], p["protocol"], p["host_port"] or 0)),
+        "restart": workspace.restart,
+        "init": workspace.init,
+        "labels": dict(sorted(workspace.labels.items())),
+    }
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def hash_essence(essence: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json({"v": SPEC_VERSION, "essence": essence}).encode()).hexdigest()
+
+
+def device_requests(gpus: Any, capabilities: list[str] | None) -> list[dict[str, Any]]:
+    """``gpus``/``capabilities`` → HostConfig.DeviceRequests, as ``docker run --gpus`` sends them."""
+    if gpus == "none":
+        return []
+    request: dict[str, Any] = {
+        "Driver": "",
+        "Count": 0,
+        "DeviceIDs": None,
+        "Capabilities": [["gpu", *(capabilities or [])]],
+        "Options": {},
+    }
+    if gpus == "all":
+        request["Count"] = -1
+    elif isinstance(gpus, int):
+        request["Count"] = gpus
+    else:
+        request["DeviceIDs"] = list(gpus)
+    return [request]
+
+
+def create_request(essence: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """The Engine API ``POST /containers/create`` body for an essence."""
+    env = dict(essence["env"])
+    if essence["gpus"] == "none":
+        env["NVIDIA_VISIBLE_DEVICES"] = "void"  # NGC images default to all GPUs
+    host: dict[str, Any] = {
+        "Init": essence["init"],
+        "DeviceRequests": device_requests(essence["gpus"], essence["capabilities"]),
+        "Mounts": [_mount(m) for m in essence["mounts"]],
+        "Ulimits": [{"Name": n, "Soft": u["soft"], "Hard": u["hard"]} for n, u in essence["ulimits"].items()],
+        "RestartPolicy": {"Name": essence["restart"]},
+        "PortBindings": {},
+    }
+    if essence["shm_size"] is not None:
+        host["ShmSize"] = essence["shm_size"]
+    if essence["ipc"] is not None:
+        host["IpcMode"] = essence["ipc"]
+    exposed: dict[str, dict[str, Any]] = {}
+    for port in essence["ports"]:
+        key = f"{port['container_port']}/{port['protocol']}"
+        exposed[key] = {}
+        host["PortBindings"].setdefault(key, []).append(
+            {"HostIp": port["host_ip"], "HostPort": str(port["host_port"] or "")}
+        )
+    config: dict[str, Any] = {
+        "Image": essence["image"],
+        "Cmd": essence["command"] if essence["command"] is not None else KEEPALIVE,
+        "Env": [f"{k}={v}" for k, v in sorted(env.items())],
+        "Labels": {**essence["labels"], **labels},
+        "ExposedPorts": exposed,
+        "Tty": False,
+        "OpenStdin": False,
+        "HostConfig": host,
+    }
+    if essence["working_dir"] is not None:
+        config["WorkingDir"] = essence["working_dir"]
+    if essence["user"] is not None:
+        config["User"] = essence["user"]
+    return config
+
+
+def _mount(mount: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"Type": mount["type"], "Target": mount["target"], "ReadOnly": mount["read_only"]}
+    if mount["source"]:
+        out["Source"] = mount["source"]
+    return out
+
+
+def desired_container(
+    workspace_name: str, workspace: Any, identity: Identity, invoker: Invoker | None
+) -> DesiredContainer:
+    """The desired container of one workspace."""
+    essence = essence_of(workspace, identity.project, invoker)
+    spec_hash = hash_essence(essence)
+    own = {
+        L.PROJECT: identity.project,
+        L.WORKSPACE: workspace_name,
+        L.PROJECT_DIR: identity.directory,
+        L.CONFIG_FILE: identity.config_file,
+        L.VERSION: __version__,
+        L.SPEC: canonical_json(essence),
+        L.SPEC_HASH: spec_hash,
+    }
+    volumes = tuple(m["source"] for m in essence["mounts"] if m["type"] == "volume" and m["source"])
+    return DesiredContainer(
+        workspace=workspace_name,
+        name=container_name(identity.project, workspace_name),
+        image=workspace.image,
+        pull=workspace.pull,
+        essence=essence,
+        spec_hash=spec_hash,
+        request=create_request(essence, own),
+        host_user=invoker if workspace.user == "host" else None,
+        volumes=volumes,
+    )
+
+
+def oneoff_request(desired: DesiredContainer, command: list[str], tty: bool, interactive: bool) -> dict[str, Any]:
+    """The create request of an ``ngcws run`` container: the workspace's spec, another command."""
+    request: dict[str, Any] = json.loads(json.dumps(desired.request))
+    labels = request["Labels"]
+    for key in (L.SPEC, L.SPEC_HASH):
+        labels.pop(key, None)
+    labels[L.ONEOFF] = "true"
+    request["Cmd"] = command
+    request["Tty"] = tty
+    request["OpenStdin"] = interactive
+    request["StdinOnce"] = interactive
+    request["AttachStdin"] = interactive
+    request["AttachStdout"] = True
+    request["AttachStderr"] = True
+    request["HostConfig"]["RestartPolicy"] = {"Name": "no"}
+    request["HostConfig"]["PortBindings"] = {}
+    return request

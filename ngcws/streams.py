@@ -1,0 +1,136 @@
+"""Moving bytes between this terminal and a process in a container (exec, run).
+
+Without a TTY the engine multiplexes stdout and stderr into frames (an 8-byte header: stream
+number, three zero bytes, big-endian length); with a TTY the stream is raw. stdin is forwarded by
+a thread; end of input half-closes the connection, which closes the process's stdin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+SignalHandler = Callable[[int], None]
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class Demux:
+    """Splits the engine's multiplexed stream into (stream number, payload) pieces."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
+        self.buffer += data
+        while len(self.buffer) >= 8:
+            stream, length = self.buffer[0], struct.unpack(">I", self.buffer[4:8])[0]
+            if len(self.buffer) < 8 + length:
+                return
+            payload, self.buffer = self.buffer[8 : 8 + length], self.buffer[8 + length :]
+            yield stream, payload
+
+
+def _forward_stdin(sock: socket.socket, fd: int) -> None:
+    try:
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            sock.sendall(data)
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+
+
+def pump(
+    sock: socket.socket,
+    initial: bytes,
+    *,
+    tty: bool,
+    forward_stdin: bool,
+    on_signal: SignalHandler,
+    on_resize: Callable[[], None] | None = None,
+) -> None:
+    """Copy the streams until the process ends. SIGINT/SIGTERM/SIGHUP go to ``on_signal``."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    watched = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP] + ([signal.SIGWINCH] if tty else [])
+    previous = {s: signal.signal(s, lambda *_: None) for s in watched}
+    demux = Demux()
+    terminal = _RawTerminal() if tty and forward_stdin and os.isatty(0) else contextlib.nullcontext()
+    try:
+        with terminal:
+            if forward_stdin:
+                threading.Thread(target=_forward_stdin, args=(sock, 0), daemon=True).start()
+            pending = initial
+            while True:
+                if pending:
+                    data, pending = pending, b""
+                else:
+                    ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
+                    if wake_r in ready:
+                        for signum in os.read(wake_r, 64):
+                            if signum == signal.SIGWINCH:
+                                if on_resize:
+                                    on_resize()
+                            else:
+                                on_signal(signum)
+                    if sock.fileno() not in ready:
+                        continue
+                    try:
+                        data = sock.recv(65536)
+                    except ConnectionResetError:
+                        data = b""
+                if not data:
+                    break
+                if tty:
+                    write_all(1, data)
+                    continue
+                for stream, payload in demux.feed(data):
+                    write_all(2 if stream == 2 else 1, payload)
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        os.close(wake_r)
+        os.close(wake_w)
+        sock.close()
+
+
+class _RawTerminal:
+    """Put the local terminal in raw mode for the session (keys go to the container's TTY)."""
+
+    def __enter__(self) -> None:
+        import termios
+        import tty
+
+        self.saved: Any = termios.tcgetattr(0)
+        tty.setraw(0)
+
+    def __exit__(self, *exc: object) -> None:
+        import termios
+
+        termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+
+
+def terminal_size() -> tuple[int, int]:
+    """(rows, columns) of the controlling terminal."""
+    size = os.get_terminal_size(sys.stdout.fileno() if sys.stdout.isatty() else 0)
+    return size.lines, size.columns

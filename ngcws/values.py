@@ -1,0 +1,236 @@
+"""Parsers for the small value languages of ngcws.yaml: sizes, GPU ids, image references, mounts,
+ports. Pure functions raising ValueError with a message for a person; the model wires them in."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from typing import Any
+
+# --- sizes --------------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: Any) -> int:
+    """``16g`` / ``512m`` / ``1.5g`` / ``17179869184`` → bytes (binary units, as docker does)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 16g, 512m or a number of bytes, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    raise ValueError(f"expected a size such as 16g, 512m or a number of bytes, got {value!r}")
+
+
+def format_size(size: int) -> str:
+    """Bytes → the shortest exact spelling (``17179869184`` → ``16g``)."""
+    for unit in ("t", "g", "m", "k"):
+        if size and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
+# --- GPUs ---------------------------------------------------------------------------------------
+
+CAPABILITIES = ("compute", "compat32", "graphics", "utility", "video", "display")
+
+_GPU_ID_FORMS = (
+    (re.compile(r"^\d+$"), "an index"),
+    (re.compile(r"^GPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"), "a GPU UUID"),
+    (re.compile(r"^\d+:\d+$"), "a MIG index"),
+    (re.compile(r"^MIG-[0-9A-Za-z/-]+$"), "a MIG UUID"),
+)
+GPU_EXPECTED = "expected all, none, a count or a list of GPU ids"
+
+
+def parse_gpus(value: Any) -> str | int | list[str]:
+    """``all`` | ``none`` | count | list of ids → canonical (ids as strings, order kept)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{GPU_EXPECTED}, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a GPU count must be 0 or more, got {value} (use all for every GPU)")
+        return value if value > 0 else "none"
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("all", "none"):
+            return text
+        if text.isdigit():
+            return parse_gpus(int(text))
+        if text.startswith("device="):  # docker's --gpus '"device=0,1"' spelling
+            return parse_gpus([part for part in text[len("device=") :].split(",") if part])
+        if "," in text:
+            return parse_gpus([part.strip() for part in text.split(",")])
+        raise ValueError(f"{GPU_EXPECTED}, got {value!r}" + suggest(text, ("all", "none")))
+    if isinstance(value, dict):  # Compose's long form: {count: N} or {device_ids: [...]}
+        unknown = set(value) - {"count", "device_ids"}
+        if unknown:
+            raise ValueError(f"unknown key {sorted(unknown)[0]!r}; expected count or device_ids")
+        if "count" in value and "device_ids" in value:
+            raise ValueError("a count and GPU ids cannot be combined: give one or the other")
+        return parse_gpus(value.get("count", value.get("device_ids")))
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("an empty list selects no GPU: write none")
+        ids: list[str] = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, (int, str)):
+                raise ValueError(f"GPU ids are indexes or UUIDs, got {item!r}")
+            text = str(item).strip()
+            if text in ("all", "none", "void"):
+                raise ValueError(f"{text!r} cannot be mixed with GPU ids")
+            if not any(pattern.match(text) for pattern, _ in _GPU_ID_FORMS):
+                raise ValueError(
+                    f"{text!r} is not a GPU id: use an index (0), a full UUID (GPU-xxxxxxxx-xxxx-...),"
+                    " a MIG index (0:1) or a MIG UUID (MIG-...)"
+                )
+            if text in ids:
+                raise ValueError(f"GPU {text!r} is listed twice")
+            ids.append(text)
+        return ids
+    raise ValueError(f"{GPU_EXPECTED}, got {value!r}")
+
+
+def parse_capabilities(value: Any) -> list[str]:
+    """A list (or comma-separated string) of NVIDIA driver capabilities, sorted and deduplicated."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of capabilities, got {value!r}")
+    out: set[str] = set()
+    for item in items:
+        name = str(item).strip()
+        if name == "all":
+            out.update(CAPABILITIES)
+            continue
+        if name not in CAPABILITIES:
+            raise ValueError(
+                f"unknown capability {name!r}; known: {', '.join(CAPABILITIES)}" + suggest(name, CAPABILITIES)
+            )
+        out.add(name)
+    return sorted(out)
+
+
+# --- images -------------------------------------------------------------------------------------
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::\d+)?)"
+_IMAGE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[a-z0-9]+:[a-f0-9]{{32,}})?$"
+)
+
+
+def parse_image(value: Any) -> str:
+    """Validate an image reference; the enroot/pyxis ``nvcr.io#nvidia/pytorch:tag`` form is normalised."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an image reference such as nvcr.io/nvidia/pytorch:23.08-py3, got {value!r}")
+    ref = value.strip()
+    if "#" in ref:
+        host, _, rest = ref.partition("#")
+        ref = f"{host}/{rest}"
+    if not _IMAGE.match(ref):
+        raise ValueError(
+            f"{value!r} is not a valid image reference (expected REGISTRY/REPOSITORY:TAG, lower-case,"
+            " e.g. nvcr.io/nvidia/pytorch:23.08-py3)"
+        )
+    return ref
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    """``repo:tag`` → (repo, tag); a reference without tag or digest means ``latest``."""
+    if "@" in ref:
+        repo, _, digest = ref.partition("@")
+        return repo, digest
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, "latest"
+
+
+# --- commands, env, ports -----------------------------------------------------------------------
+
+
+def parse_command(value: Any) -> list[str]:
+    """A list of arguments, or a string split as a POSIX shell would (no shell is run)."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command {value!r}: {exc}") from None
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return [str(v) for v in value]
+    raise ValueError(f"expected a command as a list of strings or one string, got {value!r}")
+
+
+def scalar_text(value: Any) -> str:
+    """Env and label values: strings as they are, numbers and booleans spelled as YAML does."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValueError(f"expected a string, number or boolean, got {value!r}")
+
+
+def parse_mapping(value: Any, what: str, inherit: dict[str, str] | None = None) -> dict[str, str]:
+    """A map, or a list of ``K=V`` (``K`` alone takes the value from ``inherit``)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): ("" if v is None else scalar_text(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        out: dict[str, str] = {}
+        for item in value:
+            if not isinstance(item, str) or not item:
+                raise ValueError(f"expected {what} entries as KEY=VALUE strings, got {item!r}")
+            key, sep, val = item.partition("=")
+            if not sep:
+                if inherit is None or key not in inherit:
+                    raise ValueError(f"{key!r} has no value: write {key}=VALUE")
+                val = inherit[key]
+            out[key] = val
+        return out
+    raise ValueError(f"expected {what} as a map or a list of KEY=VALUE, got {value!r}")
+
+
+_PORT = re.compile(
+    r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|\d{1,3}(?:\.\d{1,3}){3}):)?(?:(?P<host>\d+)?:)?(?P<container>\d+)(?:/(?P<proto>tcp|udp|sctp))?$"
+)
+
+
+def parse_port(value: Any) -> dict[str, Any]:
+    """``8888`` / ``"8888:8888"`` / ``"127.0.0.1:8888:8888/tcp"`` → a canonical port mapping."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not (match := _PORT.match(text.strip())):
+        raise ValueError(f'expected a port such as 8888 or "8888:8888" or "127.0.0.1:8888:8888/tcp", got {value!r}')
+    container = int(match.group("container"))
+    host = match.group("host")
+    for port in (container, int(host) if host else 1):
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range 1-65535")
+    return {
+        "host_ip": (match.group("ip") or "").strip("[]"),
+        "host_port": int(host) if host else None,
+        "container_port": container,
+        "protocol": match.group("proto") or "tcp",
+    }
+
+
+# --- suggestions --------------------------------------------------------------------------------
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close choice exists, else an empty string."""
+    import difflib
+
+    options = list(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not close and len(word) >= 3:
+        close = [c for c in options if c.startswith(word) or word.startswith(c)][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,268 @@
+"""Working inside a workspace: ``exec``, ``shell``, ``run`` and ``logs``.
+
+``exec`` is what users type all day, so its path is lean: it reads ngcws.yaml without the
+pydantic models and talks to the engine without docker-py (see ``benchmarks/exec_latency.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from ngcws import labels as L
+from ngcws.engine import Engine
+from ngcws.errors import ConfigError, NotRunning, OwnershipError, UsageError
+from ngcws.locate import Peek, peek
+from ngcws.streams import Demux, pump, terminal_size, write_all
+
+#: Run as root inside the container to signal every process of one exec (they all carry its tag
+#: in their environment, children included), since the Engine API cannot signal an exec.
+KILL_SCRIPT = (
+    "sig=$1; tag=$2; for d in /proc/[0-9]*; do "
+    'if tr "\\0" "\\n" < "$d/environ" 2>/dev/null | grep -qx "$tag"; '
+    'then kill -s "$sig" "${d#/proc/}" 2>/dev/null; fi; '
+    "done"
+)
+SHELL_SCRIPT = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"
+GRACE_SECONDS = 10.0
+
+
+class ExecOptions:
+    """What `ngcws exec` was asked to do (tty None: only when stdin and stdout are terminals)."""
+
+    def __init__(
+        self,
+        command: list[str],
+        workspace: str | None = None,
+        tty: bool | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: list[str] | None = None,
+        up: bool = False,
+    ) -> None:
+        self.command = command
+        self.workspace = workspace
+        self.tty = tty
+        self.user = user
+        self.workdir = workdir
+        self.env = env or []
+        self.up = up
+
+
+def wants_tty(requested: bool | None) -> bool:
+    if requested is not None:
+        return requested
+    return os.isatty(0) and os.isatty(1)
+
+
+def find_running(engine: Engine, project: Peek, workspace: str) -> dict[str, Any]:
+    """The workspace's running container, verified to be this project's."""
+    name = f"{project.name}-{workspace}"
+    found = engine.inspect_container(name)
+    if found is None:
+        raise NotRunning(
+            f"workspace {workspace!r} has no container", hint=f"Start it with `ngcws up {workspace}` (or pass --up)."
+        )
+    labels = (found.get("Config") or {}).get("Labels") or {}
+    if labels.get(L.PROJECT_DIR) != str(project.directory):
+        raise OwnershipError(f"container {name!r} is not this project's (folder {project.directory})")
+    if not (found.get("State") or {}).get("Running"):
+        state = (found.get("State") or {}).get("Status", "stopped")
+        raise NotRunning(
+            f"workspace {workspace!r} is not running ({state})",
+            hint=f"Start it with `ngcws up {workspace}` (or pass --up).",
+        )
+    return found
+
+
+def exec_in(options: ExecOptions, file: str | None, project_name: str | None) -> int:
+    """Run a command in a running workspace; return its exit status."""
+    if not options.command:
+        raise UsageError("exec needs a command, e.g. `ngcws exec python train.py`")
+    project = peek(file, project_name)
+    workspace = project.workspace(options.workspace)
+    engine = Engine()
+    if options.up:
+        _bring_up(file, project_name, workspace)
+    container = find_running(engine, project, workspace)
+    return run_exec(engine, container["Id"], options, project.variables)
+
+
+def _bring_up(file: str | None, project_name: str | None, workspace: str) -> None:
+    from ngcws.controller import Controller
+    from ngcws.load import load
+    from ngcws.plan import UpOptions
+    from ngcws.present import Console
+
+    project = load(file, project_name)
+    Controller(project, Engine(), Console()).up([workspace], UpOptions())
+
+
+def run_exec(engine: Engine, container_id: str, options: ExecOptions, variables: dict[str, str]) -> int:
+    tty = wants_tty(options.tty)
+    tag = f"NGCWS_EXEC_ID={os.urandom(8).hex()}"
+    env = [tag]
+    for item in options.env:
+        if "=" not in item:
+            if item not in variables:
+                raise UsageError(f"-e {item}: not set in the environment; write -e {item}=VALUE")
+            item = f"{item}={variables[item]}"
+        env.append(item)
+    config: dict[str, Any] = {
+        "Cmd": options.command,
+        "Env": env,
+        "Tty": tty,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+    }
+    if options.user:
+        config["User"] = options.user
+    if options.workdir:
+        config["WorkingDir"] = options.workdir
+    exec_id = engine.exec_create(container_id, config)
+    sock, initial = engine.exec_start(exec_id, tty)
+
+    def resize() -> None:
+        rows, cols = terminal_size()
+        engine.exec_resize(exec_id, rows, cols)
+
+    stopper = _Stopper(lambda signame: _signal_exec(engine, container_id, tag, signame))
+    if tty:
+        with contextlib.suppress(OSError):
+            resize()
+    pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None)
+    status = _exit_code(engine, exec_id)
+    return stopper.exit_status(status)
+
+
+class _Stopper:
+    """First SIGINT/SIGTERM/SIGHUP: pass it on to the processes; later ones, or the grace period
+    running out, kill them."""
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.first: int | None = None
+
+    def __call__(self, signum: int) -> None:
+        if self.first is None:
+            self.first = signum
+            self.send(signal.Signals(signum).name.removeprefix("SIG"))
+            timer = threading.Timer(GRACE_SECONDS, self.send, args=("KILL",))
+            timer.daemon = True
+            timer.start()
+        else:
+            self.send("KILL")
+
+    def exit_status(self, status: int) -> int:
+        if self.first is not None and status == 0:
+            return 128 + self.first
+        return status
+
+
+def _signal_exec(engine: Engine, container_id: str, tag: str, signame: str) -> None:
+    config = {"Cmd": ["/bin/sh", "-c", KILL_SCRIPT, "ngcws-signal", signame, tag], "User": "0", "Env": []}
+    try:
+        exec_id = engine.exec_create(container_id, config)
+        sock, _ = engine.exec_start(exec_id, False)
+        while sock.recv(65536):
+            pass
+        sock.close()
+    except Exception:  # the container may be gone already; nothing more to stop
+        return
+
+
+def _exit_code(engine: Engine, exec_id: str) -> int:
+    for _ in range(100):
+        info = engine.exec_inspect(exec_id)
+        if not info.get("Running") and info.get("ExitCode") is not None:
+            return int(info["ExitCode"])
+        time.sleep(0.02)
+    return 1
+
+
+def shell(workspace: str | None, file: str | None, project_name: str | None) -> int:
+    return exec_in(ExecOptions(["/bin/sh", "-c", SHELL_SCRIPT], workspace=workspace), file, project_name)
+
+
+def logs(
+    workspace: str | None, follow: bool, tail: str, timestamps: bool, file: str | None, project_name: str | None
+) -> int:
+    project = peek(file, project_name)
+    name = project.workspace(workspace)
+    engine = Engine()
+    container = engine.inspect_container(f"{project.name}-{name}")
+    if container is None or ((container.get("Config") or {}).get("Labels") or {}).get(L.PROJECT_DIR) != str(
+        project.directory
+    ):
+        raise NotRunning(f"workspace {name!r} has no container", hint=f"Start it with `ngcws up {name}`.")
+    tty = bool((container.get("Config") or {}).get("Tty"))
+    demux = Demux()
+    try:
+        for chunk in engine.logs(container["Id"], follow=follow, tail=tail, timestamps=timestamps):
+            if tty:
+                write_all(1, chunk)
+                continue
+            for stream, payload in demux.feed(chunk):
+                write_all(2 if stream == 2 else 1, payload)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run_oneoff(
+    workspace: str | None,
+    command: list[str],
+    remove: bool,
+    tty_flag: bool | None,
+    file: str | None,
+    project_name: str | None,
+) -> int:
+    """A one-off container with the workspace's full spec, as ``docker run --rm``."""
+    from ngcws.controller import Controller
+    from ngcws.load import load
+    from ngcws.present import Console
+    from ngcws.spec import oneoff_request
+
+    project = load(file, project_name)
+    if not project.workspaces:
+        raise ConfigError("no workspaces")
+    name = workspace or next(iter(project.workspaces))
+    project.select([name])
+    engine = Engine()
+    controller = Controller(project, engine, Console())
+    desired = controller.desired([name])[0]
+    if engine.inspect_image(desired.image) is None:
+        if desired.pull == "never":
+            from ngcws.errors import ImageNotFound
+
+            raise ImageNotFound(f"image {desired.image} is not present locally (pull: never)")
+        controller.pull([name])
+    tty = wants_tty(tty_flag)
+    request = oneoff_request(desired, command or desired.request["Cmd"], tty, interactive=True)
+    container_name = f"{desired.name}-run-{os.urandom(3).hex()}"
+    container_id = controller.create_oneoff(desired, container_name, request)
+    try:
+        sock, initial = engine.attach(container_id)
+        engine.start(container_id, container_name)
+
+        def resize() -> None:
+            rows, cols = terminal_size()
+            engine.container_resize(container_id, rows, cols)
+
+        stopper = _Stopper(lambda signame: engine.kill(container_id, signame))
+        if tty:
+            with contextlib.suppress(OSError):
+                resize()
+        pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None)
+        return stopper.exit_status(engine.wait(container_id))
+    finally:
+        if remove:
+            engine.remove(container_id, force=True, volumes=True)
+        else:
+            print(f"kept container {container_name}", file=sys.stderr)
