@@ -225,14 +225,10 @@ class Workspace(_Strict):
     ulimits: dict[str, Ulimit] = Field(
         default_factory=dict,
         description="e.g. {memlock: -1, stack: 67108864}",
-        json_schema_extra={
-            "additionalProperties": {"anyOf": [{"type": "integer", "minimum": -1}, {"$ref": "#/$defs/Ulimit"}]}
-        },
     )
     mounts: list[Mount] = Field(
         default_factory=list,
         description='"SRC:DST[:ro|rw]" or the long form',
-        json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/Mount"}]}},
     )
     env: Annotated[
         dict[str, str], PlainValidator(_env, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)

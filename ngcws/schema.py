@@ -13,6 +13,15 @@ def json_schema() -> dict[str, Any]:
 
     schema = ProjectFile.model_json_schema()
     schema["$id"] = SCHEMA_URL
+    # The models validate long forms; the file may also use the short forms their validators
+    # accept (`memlock: -1`, `".:/workspace"`), so the schema says so too.
+    props = schema["$defs"]["Workspace"]["properties"]
+    props["ulimits"]["additionalProperties"] = {
+        "anyOf": [{"type": "integer", "minimum": -1}, {"$ref": "#/$defs/Ulimit"}]
+    }
+    props["mounts"]["items"] = {
+        "anyOf": [{"type": "string", "description": "SRC:DST[:ro|rw]"}, {"$ref": "#/$defs/Mount"}]
+    }
     return schema
 
 

@@ -1,0 +1,160 @@
+"""Shared fixtures.
+
+Unit tests (tests/unit) can never reach an engine: DOCKER_HOST points at a socket that does not
+exist. Engine tests (tests/engine) run against the real engine, registries and images that
+``scripts/testbed`` provides; they are marked ``docker`` (and ``gpu_sim`` where the engine must
+accept GPU requests). Without an engine they are skipped, except under CI (``CI=true``), where a
+missing engine is a failure. Every engine test works in its own project, removed by label after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TESTBED_ENV = Path(os.environ.get("NGCWS_TESTBED_ENV", "/var/lib/ngcws-testbed/env"))
+NGCWS = [sys.executable, "-m", "ngcws"]
+
+
+def _testbed() -> dict[str, str]:
+    if not TESTBED_ENV.is_file():
+        return {}
+    out = {}
+    for line in TESTBED_ENV.read_text().splitlines():
+        key, _, value = line.partition("=")
+        out[key] = value
+    return out
+
+
+TESTBED = _testbed()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/engine" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_for_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("docker") is None:
+        monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/unit-tests-must-not-reach-docker.sock")
+
+
+def _engine_problem() -> str | None:
+    from ngcws.engine import Engine
+    from ngcws.errors import NgcwsError
+
+    try:
+        Engine().version()
+    except NgcwsError as exc:
+        return str(exc)
+    if not TESTBED:
+        return f"no test bed facts in {TESTBED_ENV}: run scripts/testbed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def testbed() -> dict[str, str]:
+    """The test bed's facts; skips (fails under CI) when there is no engine."""
+    problem = _engine_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs a Docker engine: {problem}")
+        pytest.skip(problem)
+    return TESTBED
+
+
+@pytest.fixture
+def gpu_sim(testbed: dict[str, str]) -> None:
+    if testbed.get("NGCWS_TB_GPU_SIM") != "1":
+        message = "the engine does not accept GPU requests (no NVIDIA hook on dockerd's PATH)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class Workspace:
+    """A throwaway project folder with its own ngcws.yaml, cleaned up by label."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.dir = root
+        self.name = name
+
+    def write(self, body: str) -> Path:
+        path = self.dir / "ngcws.yaml"
+        path.write_text(f"name: {self.name}\n{body}")
+        return path
+
+    def ngcws(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*NGCWS, *args],
+            cwd=cwd or self.dir,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+    def ok(self, *args: str, **kwargs: object) -> str:
+        result = self.ngcws(*args, **kwargs)  # type: ignore[arg-type]
+        assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+        return result.stdout.decode()
+
+    def containers(self) -> list[dict[str, object]]:
+        from ngcws.engine import Engine
+
+        return Engine().list_containers({"ngcws.project": self.name})
+
+
+def remove_project(name: str) -> None:
+    from ngcws.engine import Engine
+
+    engine = Engine()
+    for container in engine.list_containers({"ngcws.project": name}):
+        engine.remove(str(container["Id"]), force=True, volumes=True)
+    for volume in engine.list_volumes({"ngcws.project": name}):
+        engine.remove_volume(volume["Name"])
+
+
+@pytest.fixture
+def project(testbed: dict[str, str], tmp_path: Path) -> Iterator[Workspace]:
+    name = f"t{uuid.uuid4().hex[:10]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    yield Workspace(folder, name)
+    remove_project(name)
+
+
+@pytest.fixture
+def make_project(testbed: dict[str, str], tmp_path: Path) -> Iterator[Callable[[str], Workspace]]:
+    """Several projects in one test (e.g. the same name in two folders)."""
+    names: set[str] = set()
+
+    def make(name: str) -> Workspace:
+        folder = tmp_path / uuid.uuid4().hex[:8] / name
+        folder.mkdir(parents=True)
+        names.add(name)
+        return Workspace(folder, name)
+
+    yield make
+    for name in names:
+        remove_project(name)
+
+
+def docker_cli_available() -> bool:
+    return shutil.which("docker") is not None

@@ -1,0 +1,170 @@
+"""The planner, as a table: desired vs observed → actions with reasons. No engine involved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ngcws import labels as L
+from ngcws.errors import ImageNotFound, OwnershipError
+from ngcws.observed import Observed, ObservedContainer
+from ngcws.plan import UpOptions, describe_changes, plan_down, plan_up
+from ngcws.spec import DesiredContainer, Identity, canonical_json, desired_container
+
+DIR = "/home/ada/lab"
+IMAGE = "nvcr.io/nvidia/pytorch:23.08-py3"
+
+
+class FakeWorkspace:
+    """Duck-typed stand-in for the pydantic Workspace (the planner only reads these fields)."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.image = IMAGE
+        self.command = None
+        self.gpus: Any = "all"
+        self.capabilities = None
+        self.shm_size: int | None = 1024**3
+        self.ipc = None
+        self.ulimits: dict[str, Any] = {}
+        self.mounts: list[Any] = []
+        self.env: dict[str, str] = {}
+        self.working_dir = "/workspace"
+        self.user = None
+        self.ports: list[Any] = []
+        self.restart = "no"
+        self.init = True
+        self.labels: dict[str, str] = {}
+        self.pull = "missing"
+        self.__dict__.update(overrides)
+
+
+def want(name: str = "train", **overrides: Any) -> DesiredContainer:
+    return desired_container(name, FakeWorkspace(**overrides), Identity("lab", DIR, f"{DIR}/ngcws.yaml"), None)
+
+
+def container(
+    d: DesiredContainer, state: str = "running", image_id: str = "sha256:aaa", **labels: str
+) -> ObservedContainer:
+    return ObservedContainer(
+        id=f"id-{d.workspace}-{state}",
+        name=d.name,
+        state=state,
+        image_id=image_id,
+        labels={**d.request["Labels"], **labels},
+        created=1,
+    )
+
+
+def plan(
+    desired: list[DesiredContainer],
+    containers: list[ObservedContainer],
+    images: dict[str, str | None] | None = None,
+    every: list[str] | None = None,
+    **options: Any,
+) -> Any:
+    observed = Observed(tuple(containers), images if images is not None else {IMAGE: "sha256:aaa"})
+    return plan_up(desired, every or [d.workspace for d in desired], observed, DIR, UpOptions(**options))
+
+
+def test_no_container_pull_if_needed_create_start() -> None:
+    d = want()
+    assert plan([d], [], images={IMAGE: None}).kinds() == ("pull", "create", "start")
+    assert plan([d], []).kinds() == ("create", "start")
+
+
+@pytest.mark.parametrize("state", ["exited", "created", "dead"])
+def test_stopped_container_is_started_as_is(state: str) -> None:
+    d = want()
+    result = plan([d], [container(d, state)])
+    assert result.kinds() == ("start",)
+    assert result.actions[0].container.id == f"id-train-{state}"
+
+
+def test_running_and_unchanged_needs_no_writes() -> None:
+    d = want()
+    result = plan([d], [container(d)])
+    assert result.kinds() == ("up to date",) and result.changes == ()
+
+
+def test_spec_change_recreates_and_says_which_fields() -> None:
+    old = want(shm_size=1024**3, gpus=["0"], env={"A": "1"})
+    new = want(shm_size=16 * 1024**3, gpus=["0", "1"], env={"A": "1", "B": "2"})
+    result = plan([new], [container(old)])
+    assert result.kinds() == ("recreate",)
+    assert result.actions[0].reason == 'gpus ["0"] → ["0", "1"]; shm_size 1g → 16g; env.B unset → 2'
+
+
+def test_new_image_id_for_the_tag_recreates() -> None:
+    d = want()
+    result = plan([d], [container(d, image_id="sha256:old")], images={IMAGE: "sha256:new"})
+    assert result.kinds() == ("recreate",)
+    assert "now resolves to new" in result.actions[0].reason
+
+
+def test_force_and_no_recreate() -> None:
+    d = want()
+    assert plan([d], [container(d)], force_recreate=True).kinds() == ("recreate",)
+    changed = want(shm_size=2 * 1024**3)
+    assert plan([changed], [container(d)], no_recreate=True).kinds() == ("up to date",)
+    assert plan([changed], [container(d, "exited")], no_recreate=True).kinds() == ("start",)
+
+
+def test_pull_policies() -> None:
+    d = want()
+    assert plan([d], [container(d)], pull="always").kinds() == ("pull", "up to date")
+    assert plan([want(pull="always")], [container(d)]).kinds() == ("pull", "up to date")
+    with pytest.raises(ImageNotFound, match="pull policy of 'train' is never"):
+        plan([d], [], images={IMAGE: None}, pull="never")
+    assert plan([d], [container(d)], pull="always", pulls_done=True).kinds() == ("up to date",)
+
+
+def test_orphans_warned_or_removed() -> None:
+    d, gone = want(), want("old")
+    observed = [container(d), container(gone)]
+    warned = plan([d], observed)
+    assert warned.kinds() == ("up to date",) and "--remove-orphans" in warned.warnings[0]
+    removed = plan([d], observed, remove_orphans=True)
+    assert removed.kinds() == ("up to date", "remove") and removed.actions[1].workspace == "old"
+
+
+def test_unselected_workspace_is_not_an_orphan() -> None:
+    a, b = want("a"), want("b")
+    result = plan([a], [container(a), container(b)], every=["a", "b"])
+    assert result.kinds() == ("up to date",) and result.warnings == ()
+
+
+def test_same_name_project_in_another_folder_is_refused() -> None:
+    d = want()
+    foreign = container(d, **{L.PROJECT_DIR: "/elsewhere/lab"})
+    with pytest.raises(OwnershipError, match="belongs to project 'lab' in /elsewhere/lab"):
+        plan([d], [foreign])
+
+
+def test_oneoff_containers_are_neither_drift_nor_orphans() -> None:
+    d = want()
+    oneoff = ObservedContainer(
+        "x", "lab-train-run-1", "running", "sha256:aaa", {**d.request["Labels"], L.ONEOFF: "true"}
+    )
+    assert plan([d], [oneoff]).kinds() == ("create", "start")
+
+
+def test_leftover_from_interrupted_recreate_is_removed() -> None:
+    d = want()
+    stale = ObservedContainer("tmp", "abc_lab-train", "created", "sha256:aaa", d.request["Labels"], created=2)
+    assert plan([d], [container(d), stale]).kinds() == ("remove", "up to date")
+
+
+def test_down_removes_ours_and_orphans_only_when_asked() -> None:
+    d, gone = want(), want("old")
+    observed = Observed((container(d), container(gone)), {})
+    assert [a.workspace for a in plan_down(observed, DIR, False, ["train"]).actions] == ["train"]
+    assert [a.workspace for a in plan_down(observed, DIR, True, ["train"]).actions] == ["train", "old"]
+
+
+def test_describe_changes_labels_and_mounts() -> None:
+    old = want().essence
+    new = want(labels={"team": "vision"}, mounts=[]).essence
+    assert describe_changes(old, new) == ["labels.team unset → vision"]
+    assert describe_changes(None, new) == []
+    assert canonical_json(old) == canonical_json(want().essence)

@@ -1,0 +1,152 @@
+"""Golden tests: ngcws.yaml → the exact Engine API create request.
+
+The GPU cases are the command forms of NVIDIA's own guide to the NGC PyTorch container
+(shared/seeds): `--gpus all`, `--gpus 2`, `--gpus '"device=1,2"'`, `--gpus device=UUID,1`,
+`--gpus all,capabilities=utility`, `--shm-size`, `--ipc=host`, `--ulimit`; each DeviceRequest is
+what the docker CLI sends for that flag (docker/cli opts/gpus.go).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ngcws.load import load
+from ngcws.spec import KEEPALIVE, Identity, Invoker, desired_container, device_requests
+
+UUID = "GPU-3a23c669-1f2e-4b5c-8d9e-0a1b2c3d4e5f"
+INVOKER = Invoker(uid=1000, gid=1000, name="ada", group="ada")
+
+
+def desired_from(tmp_path: Path, body: str) -> Any:
+    (tmp_path / "ngcws.yaml").write_text(
+        "name: lab\nworkspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n" + body
+    )
+    project = load(cwd=tmp_path, environ={})
+    identity = Identity(project.name, str(project.directory), str(project.config_file))
+    return desired_container("train", project.workspaces["train"], identity, INVOKER)
+
+
+GPU = {"Driver": "", "Count": 0, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}
+
+
+@pytest.mark.parametrize(
+    ("docker_flag", "yaml", "expected"),
+    [
+        ("--gpus all", "gpus: all", [{**GPU, "Count": -1}]),
+        ("(default)", "", [{**GPU, "Count": -1}]),
+        ("--gpus 2", "gpus: 2", [{**GPU, "Count": 2}]),
+        ("--gpus '\"device=1,2\"'", "gpus: [1, 2]", [{**GPU, "DeviceIDs": ["1", "2"]}]),
+        ("--gpus '\"device=1,2\"'", "gpus: device=1,2", [{**GPU, "DeviceIDs": ["1", "2"]}]),
+        (f"--gpus device={UUID},1", f"gpus: [{UUID}, 1]", [{**GPU, "DeviceIDs": [UUID, "1"]}]),
+        ("--gpus device=0:1 (MIG)", "gpus: ['0:1']", [{**GPU, "DeviceIDs": ["0:1"]}]),
+        (
+            "--gpus all,capabilities=utility",
+            "gpus: all\n    capabilities: [utility]",
+            [{**GPU, "Count": -1, "Capabilities": [["gpu", "utility"]]}],
+        ),
+        (
+            "--gpus 'all,\"capabilities=compute,utility\"'",
+            "capabilities: [utility, compute]",
+            [{**GPU, "Count": -1, "Capabilities": [["gpu", "compute", "utility"]]}],
+        ),
+        ("(no --gpus)", "gpus: none", []),
+    ],
+)
+def test_gpus_become_device_requests(
+    tmp_path: Path, docker_flag: str, yaml: str, expected: list[dict[str, Any]]
+) -> None:
+    request = desired_from(tmp_path, f"    {yaml}\n" if yaml else "").request
+    assert request["HostConfig"]["DeviceRequests"] == expected, docker_flag
+
+
+def test_gpus_none_hides_the_images_default_of_all_gpus(tmp_path: Path) -> None:
+    request = desired_from(tmp_path, "    gpus: none\n").request
+    assert "NVIDIA_VISIBLE_DEVICES=void" in request["Env"]
+
+
+def test_ngc_recommended_flags(tmp_path: Path) -> None:
+    """docker run --gpus all --ipc=host --ulimit memlock=-1 --ulimit stack=67108864 -v $PWD:/workspace"""
+    request = desired_from(
+        tmp_path, "    ipc: host\n    ulimits: {memlock: -1, stack: 67108864}\n    mounts: ['.:/workspace']\n"
+    ).request
+    host = request["HostConfig"]
+    assert host["IpcMode"] == "host"
+    assert host["Ulimits"] == [
+        {"Name": "memlock", "Soft": -1, "Hard": -1},
+        {"Name": "stack", "Soft": 67108864, "Hard": 67108864},
+    ]
+    assert host["Mounts"] == [{"Type": "bind", "Source": str(tmp_path), "Target": "/workspace", "ReadOnly": False}]
+    assert "ShmSize" not in host
+
+
+def test_whole_request_golden(tmp_path: Path) -> None:
+    """--shm-size=16g -e WANDB_MODE=offline -w /workspace -p 8888:8888 --restart unless-stopped --init"""
+    desired = desired_from(
+        tmp_path,
+        "    shm_size: 16g\n    env: {WANDB_MODE: offline}\n    working_dir: /workspace\n"
+        "    ports: ['8888:8888']\n    restart: unless-stopped\n    labels: {team: vision}\n",
+    )
+    request = desired.request
+    labels = request.pop("Labels")
+    assert request == {
+        "Image": "nvcr.io/nvidia/pytorch:23.08-py3",
+        "Cmd": KEEPALIVE,
+        "Env": ["WANDB_MODE=offline"],
+        "ExposedPorts": {"8888/tcp": {}},
+        "Tty": False,
+        "OpenStdin": False,
+        "WorkingDir": "/workspace",
+        "HostConfig": {
+            "Init": True,
+            "DeviceRequests": [{**GPU, "Count": -1}],
+            "Mounts": [],
+            "Ulimits": [],
+            "RestartPolicy": {"Name": "unless-stopped"},
+            "PortBindings": {"8888/tcp": [{"HostIp": "", "HostPort": "8888"}]},
+            "ShmSize": 16 * 1024**3,
+        },
+    }
+    assert labels["team"] == "vision"
+    assert labels["ngcws.project"] == "lab" and labels["ngcws.workspace"] == "train"
+    assert labels["ngcws.project-dir"] == str(tmp_path)
+    assert labels["ngcws.spec-hash"] == desired.spec_hash and len(desired.spec_hash) == 64
+    assert desired.name == "lab-train"
+
+
+def test_command_keeps_the_images_entrypoint(tmp_path: Path) -> None:
+    request = desired_from(tmp_path, "    command: [python, serve.py]\n").request
+    assert request["Cmd"] == ["python", "serve.py"]
+    assert "Entrypoint" not in request  # NGC's entrypoint turns on CUDA forward compatibility
+
+
+def test_user_host_runs_as_the_invoker_with_a_home(tmp_path: Path) -> None:
+    desired = desired_from(tmp_path, "    user: host\n")
+    assert desired.request["User"] == "1000:1000"
+    assert {"HOME=/home/ada", "USER=ada", "LOGNAME=ada"} <= set(desired.request["Env"])
+    assert desired.host_user == INVOKER
+
+
+def test_named_volumes_are_scoped_to_the_project(tmp_path: Path) -> None:
+    desired = desired_from(tmp_path, "    mounts: ['cache:/root/.cache']\n")
+    assert desired.request["HostConfig"]["Mounts"] == [
+        {"Type": "volume", "Source": "lab_cache", "Target": "/root/.cache", "ReadOnly": False}
+    ]
+    assert desired.volumes == ("lab_cache",)
+
+
+def test_hash_ignores_spelling_and_order_but_not_meaning(tmp_path: Path) -> None:
+    a = desired_from(tmp_path, "    shm_size: 16g\n    env: {A: '1', B: '2'}\n    capabilities: [utility, compute]\n")
+    b = desired_from(
+        tmp_path,
+        "    # a comment\n    capabilities: [compute, utility]\n    env: [B=2, A=1]\n    shm_size: 17179869184\n",
+    )
+    c = desired_from(tmp_path, "    shm_size: 8g\n    env: {A: '1', B: '2'}\n    capabilities: [utility, compute]\n")
+    assert a.spec_hash == b.spec_hash != c.spec_hash
+
+
+def test_device_requests_count_and_ids_are_exclusive() -> None:
+    assert device_requests(3, None)[0]["DeviceIDs"] is None
+    assert device_requests(["0"], None)[0]["Count"] == 0

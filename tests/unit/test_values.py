@@ -1,0 +1,89 @@
+"""Small value languages: sizes, GPU ids, images, ports, env files, interpolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from ngcws.interpolate import InterpolationError, interpolate, parse_env_file
+from ngcws.values import format_size, parse_gpus, parse_image, parse_port, parse_size, split_image
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("64m", 64 * 2**20), ("16g", 16 * 2**30), ("1.5g", 3 * 2**29), ("512", 512), (1024, 1024), ("2GB", 2 * 2**30)],
+)
+def test_sizes(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["16x", "-1", True, "g", -5])
+def test_bad_sizes(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+def test_format_size_round_trips() -> None:
+    assert [format_size(s) for s in (16 * 2**30, 64 * 2**20, 1000)] == ["16g", "64m", "1000"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("all", "all"),
+        ("none", "none"),
+        (0, "none"),
+        (2, 2),
+        ("2", 2),
+        ([0, 1], ["0", "1"]),
+        ("device=1,2", ["1", "2"]),
+        ("1,2", ["1", "2"]),
+        (["MIG-GPU-b8ea3855-276c-c9cb-b366-c6fa655957c5/1/0"], ["MIG-GPU-b8ea3855-276c-c9cb-b366-c6fa655957c5/1/0"]),
+        ({"count": 2}, 2),
+        ({"device_ids": [3]}, ["3"]),
+    ],
+)
+def test_gpus(value: object, expected: object) -> None:
+    assert parse_gpus(value) == expected
+
+
+@pytest.mark.parametrize(
+    "bad", ["al", -1, [], [0, 0], ["GPU-fef8089b"], [0, "all"], True, {"count": 1, "device_ids": [0]}]
+)
+def test_bad_gpus(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_gpus(bad)
+
+
+def test_images() -> None:
+    assert parse_image("nvcr.io#nvidia/pytorch:23.08-py3") == "nvcr.io/nvidia/pytorch:23.08-py3"
+    assert split_image("localhost:5000/nvidia/pytorch:23.08-py3") == ("localhost:5000/nvidia/pytorch", "23.08-py3")
+    assert split_image("localhost:5000/busybox") == ("localhost:5000/busybox", "latest")
+    for bad in ("UPPER/case", "", "a b", "nvcr.io/nvidia/pytorch:"):
+        with pytest.raises(ValueError):
+            parse_image(bad)
+
+
+def test_ports() -> None:
+    assert parse_port("127.0.0.1:8888:8889/udp") == {
+        "host_ip": "127.0.0.1",
+        "host_port": 8888,
+        "container_port": 8889,
+        "protocol": "udp",
+    }
+    with pytest.raises(ValueError):
+        parse_port("99999:1")
+
+
+def test_interpolation_forms() -> None:
+    env = {"A": "a", "EMPTY": ""}
+    assert interpolate("$A ${A} ${EMPTY:-d} ${EMPTY-d} ${UNSET-x} $$A", env) == "a a d  x $A"
+    with pytest.raises(InterpolationError, match="not set"):
+        interpolate("${UNSET}", env)
+    with pytest.raises(InterpolationError, match="is required: give it"):
+        interpolate("${UNSET:?give it}", env)
+
+
+def test_env_file() -> None:
+    assert parse_env_file('# c\nexport A=1\nB="two words"\nC=x # note\n\n') == {"A": "1", "B": "two words", "C": "x"}
+    with pytest.raises(ValueError, match="line 1"):
+        parse_env_file("not an assignment\n")
