@@ -233,12 +233,8 @@ class Engine:
     @staticmethod
     def _pull_error(reference: str, status: int, message: str) -> EngineError:
         lowered = message.lower()
-        if (
-            status in (401, 403)
-            or "unauthorized" in lowered
-            or "authentication required" in lowered
-            or "denied" in lowered
-        ):
+        auth_words = ("unauthorized", "authentication required", "denied", "no basic auth credentials")
+        if status in (401, 403) or any(word in lowered for word in auth_words):
             host = reference.split("/", 1)[0] if "/" in reference else "docker.io"
             user = "'$oauthtoken'" if host == "nvcr.io" else "USER"
             hint = f"Log in first: `docker login {host} -u {user}`"
