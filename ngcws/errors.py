@@ -9,7 +9,8 @@ reaches the user as a traceback.
     + ConfigNotFound              exit 2  no ngcws.yaml here or in any parent
   x UsageError                    exit 2  a command-line mistake (unknown workspace, bad flag mix)
   x OwnershipError                exit 1  a container ngcws wants to use is not its own
-  x LockTimeout                   exit 1  another ngcws holds this project's lock
+  x LockError                     exit 1  the project lock cannot be taken
+    + LockTimeout                 exit 1  another ngcws holds this project's lock for too long
   x NotRunning                    exit 1  exec/shell on a workspace that is not running
   x EngineError                   exit 1  the Docker engine refused or failed a request
     + EngineUnavailable           exit 1  no engine answers on DOCKER_HOST / the socket
@@ -55,7 +56,11 @@ class OwnershipError(NgcwsError):
     """A container with the name ngcws wants belongs to someone else; it is never touched."""
 
 
-class LockTimeout(NgcwsError):
+class LockError(NgcwsError):
+    """The per-project lock cannot be opened."""
+
+
+class LockTimeout(LockError):
     """Another ngcws process holds this project's lock for too long."""
 
 

@@ -28,9 +28,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
         Console().error(error.message, error.hint)
         sys.exit(error.exit_code)
+    except BrokenPipeError:
+        sys.exit(141)
+    except OSError as error:  # a file or socket problem no layer anticipated: still no traceback
+        from ngcws.present import Console
+
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        Console().error(f"{error.strerror or error}{where}", None)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(141)
     sys.exit(0)

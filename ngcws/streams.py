@@ -44,7 +44,7 @@ class Demux:
             yield stream, payload
 
 
-def _forward_stdin(sock: socket.socket, fd: int) -> None:
+def _forward_stdin(sock: socket.socket, fd: int, half_close: bool) -> None:
     try:
         while True:
             data = os.read(fd, 65536)
@@ -53,8 +53,9 @@ def _forward_stdin(sock: socket.socket, fd: int) -> None:
             sock.sendall(data)
     except OSError:
         return
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
+    if half_close:  # the process sees end of input; with a TTY the engine would end the session
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
 
 
 def pump(
@@ -65,8 +66,13 @@ def pump(
     forward_stdin: bool,
     on_signal: SignalHandler,
     on_resize: Callable[[], None] | None = None,
+    write: Callable[[int, bytes], None] | None = None,
 ) -> None:
-    """Copy the streams until the process ends. SIGINT/SIGTERM/SIGHUP go to ``on_signal``."""
+    """Copy the streams until the process ends. SIGINT/SIGTERM/SIGHUP go to ``on_signal``.
+
+    ``write(fd, data)`` receives the output (fd 1 or 2); by default it goes to this process's.
+    """
+    out = write or write_all
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -78,7 +84,7 @@ def pump(
     try:
         with terminal:
             if forward_stdin:
-                threading.Thread(target=_forward_stdin, args=(sock, 0), daemon=True).start()
+                threading.Thread(target=_forward_stdin, args=(sock, 0, not tty), daemon=True).start()
             pending = initial
             while True:
                 if pending:
@@ -101,10 +107,10 @@ def pump(
                 if not data:
                     break
                 if tty:
-                    write_all(1, data)
+                    out(1, data)
                     continue
                 for stream, payload in demux.feed(data):
-                    write_all(2 if stream == 2 else 1, payload)
+                    out(2 if stream == 2 else 1, payload)
     finally:
         signal.set_wakeup_fd(old_fd)
         for signum, handler in previous.items():

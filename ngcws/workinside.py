@@ -125,8 +125,11 @@ def run_exec(engine: Engine, container_id: str, options: ExecOptions, variables:
         config["User"] = options.user
     if options.workdir:
         config["WorkingDir"] = options.workdir
+    size = _terminal_size() if tty else None
+    if size:
+        config["ConsoleSize"] = list(size)  # API 1.42+: the TTY starts at the right size
     exec_id = engine.exec_create(container_id, config)
-    sock, initial = engine.exec_start(exec_id, tty)
+    sock, initial = engine.exec_start(exec_id, tty, size)
 
     def resize() -> None:
         rows, cols = terminal_size()
@@ -136,9 +139,50 @@ def run_exec(engine: Engine, container_id: str, options: ExecOptions, variables:
     if tty:
         with contextlib.suppress(OSError):
             resize()
-    pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None)
+    output = _StartFailure()
+    pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None, write=output)
     status = _exit_code(engine, exec_id)
-    return stopper.exit_status(status)
+    return stopper.exit_status(output.status(status))
+
+
+def _terminal_size() -> tuple[int, int] | None:
+    try:
+        return terminal_size()
+    except OSError:
+        return None
+
+
+class _StartFailure:
+    """Writes the output, except the runtime's own message when the command could not start.
+
+    The engine reports a missing command and a non-executable one alike (126, the message on
+    stdout); like a shell, ngcws prints the reason on stderr and exits 127 or 126.
+    """
+
+    MARK = b"OCI runtime exec failed"
+
+    def __init__(self) -> None:
+        self.first = True
+        self.held = b""
+
+    def __call__(self, fd: int, data: bytes) -> None:
+        if self.first:
+            self.first = False
+            if data.startswith(self.MARK):
+                self.held = data
+                return
+        write_all(fd, data)
+
+    def status(self, status: int) -> int:
+        if not self.held:
+            return status
+        message = self.held.decode(errors="replace").strip()
+        if status != 126:
+            write_all(1, self.held)
+            return status
+        reason = message.rsplit("exec: ", 1)[-1].removesuffix(": unknown")
+        write_all(2, f"ngcws: cannot run the command: {reason}\n".encode())
+        return 127 if ("not found" in reason or "no such file" in reason) else 126
 
 
 class _Stopper:

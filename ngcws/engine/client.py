@@ -191,9 +191,12 @@ class Engine:
             raise NotRunning(f"container {ref} is not running: {response.error_message()}")
         return str(self._checked(response, f"exec in {ref}").json()["Id"])
 
-    def exec_start(self, exec_id: str, tty: bool) -> tuple[Any, bytes]:
+    def exec_start(self, exec_id: str, tty: bool, size: tuple[int, int] | None = None) -> tuple[Any, bytes]:
+        body: dict[str, Any] = {"Detach": False, "Tty": tty}
+        if size:
+            body["ConsoleSize"] = list(size)
         try:
-            return self.transport.hijack(path("/exec/{}/start", exec_id), body={"Detach": False, "Tty": tty})
+            return self.transport.hijack(path("/exec/{}/start", exec_id), body=body)
         except HijackError as exc:
             raise EngineError(f"cannot start the command: {exc.message}", status=exc.status) from None
 
