@@ -73,8 +73,10 @@ def _controller(ctx: typer.Context) -> Any:
     from ngcws.controller import Controller
     from ngcws.engine import Engine
     from ngcws.present import Console
+    from ngcws.state import load_state
 
-    return Controller(_load(ctx), Engine(), Console())
+    g = _globals(ctx)
+    return Controller(load_state(g.file, g.project_name), Engine(), Console())
 
 
 def _pull_option(value: str | None) -> str | None:

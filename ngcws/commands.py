@@ -19,13 +19,13 @@ def run_up(
     """``ngcws up``: print the plan as it is applied."""
     from ngcws.controller import Controller
     from ngcws.engine import Engine
-    from ngcws.load import load
     from ngcws.plan import UpOptions
     from ngcws.present import Console
+    from ngcws.state import load_state
 
     if force_recreate and no_recreate:
         raise UsageError("--force-recreate and --no-recreate cannot be combined")
-    controller = Controller(load(file, project_name), Engine(), Console())
+    controller = Controller(load_state(file, project_name), Engine(), Console())
     plan = controller.up(workspaces, UpOptions(pull, force_recreate, no_recreate, remove_orphans))
     if not plan.changes:
         print("up to date", file=sys.stderr)

@@ -13,11 +13,10 @@ from typing import Any, Protocol
 from ngcws import labels as L
 from ngcws.engine import Engine
 from ngcws.errors import NgcwsError
-from ngcws.load import Project
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, recreate_reason
-from ngcws.spec import DesiredContainer, Identity, Invoker, desired_container
+from ngcws.spec import DesiredContainer, DesiredState, Invoker
 from ngcws.values import split_image
 
 
@@ -26,22 +25,6 @@ class Reporter(Protocol):
     def progress(self, workspace: str, message: dict[str, Any]) -> None: ...
     def note(self, text: str) -> None: ...
     def warning(self, text: str) -> None: ...
-
-
-def current_invoker() -> Invoker:
-    import grp
-    import pwd
-
-    uid, gid = os.getuid(), os.getgid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = os.environ.get("USER") or f"user{uid}"
-    try:
-        group = grp.getgrgid(gid).gr_name
-    except KeyError:
-        group = name
-    return Invoker(uid=uid, gid=gid, name=name, group=group)
 
 
 @dataclass(frozen=True)
@@ -59,22 +42,23 @@ class Status:
 
 
 class Controller:
-    def __init__(self, project: Project, engine: Engine, reporter: Reporter, invoker: Invoker | None = None) -> None:
-        self.project = project
+    """Makes the engine match a :class:`DesiredState`."""
+
+    def __init__(self, state: DesiredState, engine: Engine, reporter: Reporter) -> None:
+        self.state = state
         self.engine = engine
         self.reporter = reporter
-        self.invoker = invoker or current_invoker()
-        self.identity = Identity(project.name, str(project.directory), str(project.config_file))
+        self.identity = state.identity
+        self.every = list(state.workspaces)
 
     # --- desired and observed -----------------------------------------------------------------
 
     def desired(self, names: Iterable[str]) -> list[DesiredContainer]:
-        workspaces = self.project.workspaces
-        return [desired_container(n, workspaces[n], self.identity, self.invoker) for n in names]
+        return [self.state.containers[n] for n in names]
 
     def observe(self, desired: list[DesiredContainer]) -> Observed:
         """One label-filtered list of the project's containers, and the local id of each image."""
-        entries = self.engine.list_containers({L.PROJECT: self.project.name})
+        entries = self.engine.list_containers({L.PROJECT: self.identity.project})
         images: dict[str, str | None] = {}
         for image in {d.image for d in desired}:
             found = self.engine.inspect_image(image)
@@ -82,14 +66,14 @@ class Controller:
         return Observed(tuple(ObservedContainer.from_list_entry(e) for e in entries), images)
 
     def plan(self, names: list[str] | None, options: UpOptions) -> Plan:
-        desired = self.desired(self.project.select(names))
-        return plan_up(desired, list(self.project.workspaces), self.observe(desired), self.identity.directory, options)
+        desired = self.desired(self.state.select(names))
+        return plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
 
     # --- commands -----------------------------------------------------------------------------
 
     def up(self, names: list[str] | None, options: UpOptions) -> Plan:
-        desired = self.desired(self.project.select(names))
-        every = list(self.project.workspaces)
+        desired = self.desired(self.state.select(names))
+        every = self.every
         with self._locked():
             plan = plan_up(desired, every, self.observe(desired), self.identity.directory, options)
             pulls = [a for a in plan.actions if a.kind is Kind.PULL]
@@ -111,26 +95,26 @@ class Controller:
     def down(self, remove_orphans: bool, volumes: bool) -> Plan:
         with self._locked():
             observed = self.observe([])
-            plan = plan_down(observed, self.identity.directory, remove_orphans, list(self.project.workspaces))
+            plan = plan_down(observed, self.identity.directory, remove_orphans, self.every)
             for warning in plan.warnings:
                 self.reporter.warning(warning)
             for action in plan.actions:
                 self._apply(action, volumes=volumes)
             if volumes:
                 for volume in self.engine.list_volumes(
-                    {L.PROJECT: self.project.name, L.PROJECT_DIR: self.identity.directory}
+                    {L.PROJECT: self.identity.project, L.PROJECT_DIR: self.identity.directory}
                 ):
                     self.engine.remove_volume(volume["Name"])
                     self.reporter.note(f"removed volume {volume['Name']}")
         return plan
 
     def pull(self, names: list[str] | None) -> None:
-        for want in self.desired(self.project.select(names)):
+        for want in self.desired(self.state.select(names)):
             self._apply(Action(Kind.PULL, want.workspace, want.image, desired=want))
 
     def lifecycle(self, verb: str, names: list[str] | None) -> list[str]:
         """``stop`` / ``start`` / ``restart`` existing containers; return the names touched."""
-        selected = self.project.select(names)
+        selected = self.state.select(names)
         with self._locked():
             containers = self._containers(selected)
             touched = []
@@ -150,7 +134,7 @@ class Controller:
         return touched
 
     def status(self) -> list[Status]:
-        names = list(self.project.workspaces)
+        names = self.every
         desired = self.desired(names)
         observed = self.observe(desired)
         ours = owned(observed, self.identity.directory)
@@ -192,14 +176,14 @@ class Controller:
 
     def _containers(self, names: list[str]) -> list[ObservedContainer]:
         observed = self.observe([])
-        wanted = {n: f"{self.project.name}-{n}" for n in names}
+        wanted = {n: self.state.containers[n].name for n in names}
         return [c for c in owned(observed, self.identity.directory) if wanted.get(c.workspace) == c.name]
 
     def _locked(self) -> Any:
         def waiting() -> None:
-            self.reporter.note(f"waiting for another ngcws working on project {self.project.name!r}...")
+            self.reporter.note(f"waiting for another ngcws working on project {self.identity.project!r}...")
 
-        return project_lock(self.project.name, self.identity.directory, waiting)
+        return project_lock(self.identity.project, self.identity.directory, waiting)
 
     def _apply(self, action: Action, volumes: bool = False) -> None:
         self.reporter.action(action)
@@ -240,7 +224,9 @@ class Controller:
             if mount["type"] == "bind" and not os.path.exists(mount["source"]):
                 os.makedirs(mount["source"], exist_ok=True)  # create_host_path: owned by the invoker
         for volume in want.volumes:
-            self.engine.create_volume(volume, {L.PROJECT: self.project.name, L.PROJECT_DIR: self.identity.directory})
+            self.engine.create_volume(
+                volume, {L.PROJECT: self.identity.project, L.PROJECT_DIR: self.identity.directory}
+            )
         container_id = self.engine.create_container(name, request or want.request)
         if want.host_user is not None:
             try:

@@ -19,7 +19,6 @@ from ngcws.locate import (
     locate,
     project_name,
     read_document,
-    unknown_workspace,
     variables_for,
 )
 from ngcws.yamlsource import Document
@@ -40,13 +39,6 @@ class Project:
     def workspaces(self) -> dict[str, Any]:
         return dict(self.file.workspaces)
 
-    def select(self, names: list[str] | None) -> list[str]:
-        """Validate workspace names from the command line; none given means all of them."""
-        for name in names or []:
-            if name not in self.file.workspaces:
-                raise unknown_workspace(name, list(self.file.workspaces), self.config_file)
-        return list(names) if names else list(self.file.workspaces)
-
 
 def load(
     explicit: str | None = None,
@@ -56,12 +48,16 @@ def load(
     environ: Mapping[str, str] | None = None,
 ) -> Project:
     """Find, read, interpolate and validate ngcws.yaml."""
+    located = locate(explicit, cwd)
+    return load_located(located, project_override, variables_for(located, environ))
+
+
+def load_located(located: Located, project_override: str | None, variables: Mapping[str, str]) -> Project:
+    """Read, interpolate (with ``variables``) and validate a located ngcws.yaml."""
     from pydantic import ValidationError
 
     from ngcws.model import ProjectFile
 
-    located = locate(explicit, cwd)
-    variables = variables_for(located, environ)
     doc = read_document(located, variables)
     context = {"project_dir": str(located.directory), "variables": variables}
     try:

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ngcws.errors import ConfigError, ConfigNotFound, UsageError
 from ngcws.interpolate import InterpolationError, interpolate, parse_env_file
@@ -29,12 +29,6 @@ class Located:
     def __init__(self, config_file: Path, directory: Path) -> None:
         self.config_file = config_file
         self.directory = directory
-
-
-def unknown_workspace(name: str, known: list[str], config_file: Path) -> UsageError:
-    from ngcws.values import suggest
-
-    return UsageError(f"no workspace {name!r} in {config_file}{suggest(name, known)}; defined: {', '.join(known)}")
 
 
 def locate(explicit: str | None = None, cwd: Path | None = None) -> Located:
@@ -125,91 +119,3 @@ def _display_name(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-class Peek:
-    """What exec/logs need of ngcws.yaml, read without full validation (fast path)."""
-
-    __slots__ = ("config_file", "directory", "name", "variables", "workspaces")
-
-    def __init__(self, name: str, located: Located, workspaces: list[str], variables: dict[str, str]) -> None:
-        self.name = name
-        self.directory = located.directory
-        self.config_file = located.config_file
-        self.workspaces = workspaces
-        self.variables = variables
-
-    def workspace(self, name: str | None) -> str:
-        if name is None:
-            return self.workspaces[0]
-        if name not in self.workspaces:
-            raise unknown_workspace(name, self.workspaces, self.config_file)
-        return name
-
-
-def peek(explicit: str | None = None, project_override: str | None = None) -> Peek:
-    """Project name and workspace names, for commands that act on existing containers.
-
-    The answer is cached per config file, keyed by the exact text of ngcws.yaml and .env and the
-    values of the variables the file mentions, so that ``ngcws exec`` skips YAML parsing (a tenth
-    of its start-up) whenever nothing it depends on changed.
-    """
-    located = locate(explicit)
-    variables = variables_for(located)
-    key = _peek_key(located)
-    cache = _cache_path(located)
-    found = _read_cache(cache, key)
-    if found is None:
-        doc = read_document(located, variables)
-        workspaces = doc.data.get("workspaces")
-        if not isinstance(workspaces, dict) or not workspaces:
-            raise doc.error(("workspaces",), "define at least one workspace")
-        declared = doc.data.get("name")
-        found = {
-            "name": declared if isinstance(declared, str) else None,
-            "workspaces": [str(k) for k in workspaces],
-        }
-        _write_cache(cache, {**key, **found})
-    name = project_name(located, found["name"], project_override)
-    return Peek(name, located, list(found["workspaces"]), variables)
-
-
-_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def _peek_key(located: Located) -> dict[str, Any]:
-    text = located.config_file.read_text(errors="replace")
-    dotenv = located.directory / ".env"
-    env_text = dotenv.read_text(errors="replace") if dotenv.is_file() else None
-    names = sorted(set(_VARIABLE.findall(text)))
-    return {"text": text, "dotenv": env_text, "vars": {n: os.environ.get(n) for n in names}}
-
-
-def _cache_path(located: Located) -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    flat = str(located.config_file).strip("/").replace("/", "%")
-    return Path(root) / "ngcws" / "peek" / f"{flat}.json"
-
-
-def _read_cache(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or any(data.get(k) != v for k, v in key.items()):
-        return None
-    return data
-
-
-def _write_cache(path: Path, data: dict[str, Any]) -> None:
-    import json
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
-    except OSError:
-        pass  # a cache we cannot write only costs time

@@ -8,13 +8,12 @@ a field-by-field comparison of two essences says why not.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngcws import __version__
 from ngcws import labels as L
+from ngcws.errors import UsageError
 
 #: Bump when the translation from essence to request changes, so old containers are recreated.
 SPEC_VERSION = 1
@@ -24,8 +23,7 @@ SPEC_VERSION = 1
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"]
 
 
-@dataclass(frozen=True)
-class Invoker:
+class Invoker(NamedTuple):
     """The person running ngcws (for ``user: host``)."""
 
     uid: int
@@ -38,8 +36,7 @@ class Invoker:
         return f"/home/{self.name}"
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Who a container belongs to: project, folder, file."""
 
     project: str
@@ -47,8 +44,7 @@ class Identity:
     config_file: str
 
 
-@dataclass(frozen=True)
-class DesiredContainer:
+class DesiredContainer(NamedTuple):
     """Everything ngcws wants one workspace's container to be."""
 
     workspace: str
@@ -59,7 +55,58 @@ class DesiredContainer:
     spec_hash: str
     request: dict[str, Any]
     host_user: Invoker | None = None
-    volumes: tuple[str, ...] = field(default=())
+    volumes: tuple[str, ...] = ()
+
+
+class DesiredState(NamedTuple):
+    """What the whole project should be on the engine: one desired container per workspace."""
+
+    identity: Identity
+    workspaces: tuple[str, ...]  # every workspace, in file order (the first is the default)
+    containers: dict[str, DesiredContainer]
+
+    @property
+    def project(self) -> str:
+        return self.identity.project
+
+    def select(self, names: list[str] | None) -> list[str]:
+        """Workspace names from the command line (none given: all), checked against the file."""
+        for name in names or []:
+            if name not in self.containers:
+                raise unknown_workspace(name, list(self.workspaces), self.identity.config_file)
+        return list(names) if names else list(self.workspaces)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity._asdict(),
+            "workspaces": list(self.workspaces),
+            "containers": {
+                name: {**c._asdict(), "host_user": c.host_user._asdict() if c.host_user else None}
+                for name, c in self.containers.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DesiredState:
+        containers = {}
+        for name, c in data["containers"].items():
+            user = c.pop("host_user")
+            containers[name] = DesiredContainer(
+                **{**c, "volumes": tuple(c["volumes"])}, host_user=Invoker(**user) if user else None
+            )
+        return cls(Identity(**data["identity"]), tuple(data["workspaces"]), containers)
+
+
+def desired_state(identity: Identity, workspaces: dict[str, Any], invoker: Invoker) -> DesiredState:
+    """The desired state of every workspace of a validated ngcws.yaml."""
+    containers = {name: desired_container(name, ws, identity, invoker) for name, ws in workspaces.items()}
+    return DesiredState(identity, tuple(workspaces), containers)
+
+
+def unknown_workspace(name: str, known: list[str], config_file: str) -> UsageError:
+    from ngcws.values import suggest
+
+    return UsageError(f"no workspace {name!r} in {config_file}{suggest(name, known)}; defined: {', '.join(known)}")
 
 
 def container_name(project: str, workspace: str) -> str:
@@ -109,6 +156,8 @@ def canonical_json(value: Any) -> str:
 
 
 def hash_essence(essence: dict[str, Any]) -> str:
+    import hashlib
+
     return hashlib.sha256(canonical_json({"v": SPEC_VERSION, "essence": essence}).encode()).hexdigest()
 
 

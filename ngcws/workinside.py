@@ -16,8 +16,9 @@ from typing import Any
 
 from ngcws import labels as L
 from ngcws.engine import Engine
-from ngcws.errors import ConfigError, NotRunning, OwnershipError, UsageError
-from ngcws.locate import Peek, peek
+from ngcws.errors import NotRunning, OwnershipError, UsageError
+from ngcws.spec import DesiredState
+from ngcws.state import load_state
 from ngcws.streams import Demux, pump, terminal_size, write_all
 
 #: Run as root inside the container to signal every process of one exec (they all carry its tag
@@ -60,17 +61,23 @@ def wants_tty(requested: bool | None) -> bool:
     return os.isatty(0) and os.isatty(1)
 
 
-def find_running(engine: Engine, project: Peek, workspace: str) -> dict[str, Any]:
-    """The workspace's running container, verified to be this project's."""
-    name = f"{project.name}-{workspace}"
+def find_container(engine: Engine, state: DesiredState, workspace: str) -> dict[str, Any]:
+    """The workspace's container (running or not), verified to be this project's."""
+    name = state.containers[workspace].name
     found = engine.inspect_container(name)
     if found is None:
         raise NotRunning(
             f"workspace {workspace!r} has no container", hint=f"Start it with `ngcws up {workspace}` (or pass --up)."
         )
     labels = (found.get("Config") or {}).get("Labels") or {}
-    if labels.get(L.PROJECT_DIR) != str(project.directory):
-        raise OwnershipError(f"container {name!r} is not this project's (folder {project.directory})")
+    if labels.get(L.PROJECT_DIR) != state.identity.directory:
+        raise OwnershipError(f"container {name!r} is not this project's (folder {state.identity.directory})")
+    return found
+
+
+def find_running(engine: Engine, state: DesiredState, workspace: str) -> dict[str, Any]:
+    """The workspace's running container, verified to be this project's."""
+    found = find_container(engine, state, workspace)
     if not (found.get("State") or {}).get("Running"):
         state = (found.get("State") or {}).get("Status", "stopped")
         raise NotRunning(
@@ -84,34 +91,40 @@ def exec_in(options: ExecOptions, file: str | None, project_name: str | None) ->
     """Run a command in a running workspace; return its exit status."""
     if not options.command:
         raise UsageError("exec needs a command, e.g. `ngcws exec python train.py`")
-    project = peek(file, project_name)
-    workspace = project.workspace(options.workspace)
+    state = load_state(file, project_name)
+    workspace = _one(state, options.workspace)
     engine = Engine()
     if options.up:
-        _bring_up(file, project_name, workspace)
-    container = find_running(engine, project, workspace)
-    return run_exec(engine, container["Id"], options, project.variables)
+        from ngcws.controller import Controller
+        from ngcws.plan import UpOptions
+        from ngcws.present import Console
+
+        Controller(state, engine, Console()).up([workspace], UpOptions())
+    container = find_running(engine, state, workspace)
+    return run_exec(engine, container["Id"], options, lambda: _variables(file))
 
 
-def _bring_up(file: str | None, project_name: str | None, workspace: str) -> None:
-    from ngcws.controller import Controller
-    from ngcws.load import load
-    from ngcws.plan import UpOptions
-    from ngcws.present import Console
-
-    project = load(file, project_name)
-    Controller(project, Engine(), Console()).up([workspace], UpOptions())
+def _one(state: DesiredState, workspace: str | None) -> str:
+    """The named workspace, or the first in the file."""
+    return state.select([workspace])[0] if workspace else state.workspaces[0]
 
 
-def run_exec(engine: Engine, container_id: str, options: ExecOptions, variables: dict[str, str]) -> int:
+def _variables(file: str | None) -> dict[str, str]:
+    from ngcws.locate import locate, variables_for
+
+    return variables_for(locate(file))
+
+
+def run_exec(engine: Engine, container_id: str, options: ExecOptions, variables: Any) -> int:
+    """Run ``options.command`` in a container; ``variables()`` resolves ``-e KEY`` (environment, .env)."""
     tty = wants_tty(options.tty)
     tag = f"NGCWS_EXEC_ID={os.urandom(8).hex()}"
     env = [tag]
     for item in options.env:
         if "=" not in item:
-            if item not in variables:
+            if item not in (known := variables()):
                 raise UsageError(f"-e {item}: not set in the environment; write -e {item}=VALUE")
-            item = f"{item}={variables[item]}"
+            item = f"{item}={known[item]}"
         env.append(item)
     config: dict[str, Any] = {
         "Cmd": options.command,
@@ -237,14 +250,9 @@ def shell(workspace: str | None, file: str | None, project_name: str | None) -> 
 def logs(
     workspace: str | None, follow: bool, tail: str, timestamps: bool, file: str | None, project_name: str | None
 ) -> int:
-    project = peek(file, project_name)
-    name = project.workspace(workspace)
+    state = load_state(file, project_name)
     engine = Engine()
-    container = engine.inspect_container(f"{project.name}-{name}")
-    if container is None or ((container.get("Config") or {}).get("Labels") or {}).get(L.PROJECT_DIR) != str(
-        project.directory
-    ):
-        raise NotRunning(f"workspace {name!r} has no container", hint=f"Start it with `ngcws up {name}`.")
+    container = find_container(engine, state, _one(state, workspace))
     tty = bool((container.get("Config") or {}).get("Tty"))
     demux = Demux()
     try:
@@ -269,18 +277,14 @@ def run_oneoff(
 ) -> int:
     """A one-off container with the workspace's full spec, as ``docker run --rm``."""
     from ngcws.controller import Controller
-    from ngcws.load import load
     from ngcws.present import Console
     from ngcws.spec import oneoff_request
 
-    project = load(file, project_name)
-    if not project.workspaces:
-        raise ConfigError("no workspaces")
-    name = workspace or next(iter(project.workspaces))
-    project.select([name])
+    state = load_state(file, project_name)
+    name = _one(state, workspace)
     engine = Engine()
-    controller = Controller(project, engine, Console())
-    desired = controller.desired([name])[0]
+    controller = Controller(state, engine, Console())
+    desired = state.containers[name]
     if engine.inspect_image(desired.image) is None:
         if desired.pull == "never":
             from ngcws.errors import ImageNotFound
