@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import compare, devcontainer_command, ngcws_command, testbed
-
 from setups import compose_file, devcontainer_json, ngcws_file
 
 

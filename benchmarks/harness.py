@@ -67,8 +67,7 @@ def compare(commands: dict[str, tuple[Sequence[str], Path]], rounds: int, baseli
     ours = statistics.median(walls[subject])
     for name in names:
         med = statistics.median(walls[name])
-        print(
-            f"{name:<34} {med:9.3f} {min(walls[name]):7.3f} {statistics.median(rss[name]) / 1024:12.1f}  {ours / med:6.2f}"
-        )
+        peak_mb = statistics.median(rss[name]) / 1024
+        print(f"{name:<34} {med:9.3f} {min(walls[name]):7.3f} {peak_mb:12.1f}  {ours / med:6.2f}")
     base = statistics.median(walls[baseline])
     print(f"\n{subject} / {baseline}: {ours / base:.2f} (median of {rounds} interleaved rounds)")
