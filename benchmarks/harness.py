@@ -22,7 +22,8 @@ TESTBED_ENV = Path(os.environ.get("NGCWS_TESTBED_ENV", "/var/lib/ngcws-testbed/e
 def testbed() -> dict[str, str]:
     if not TESTBED_ENV.is_file():
         sys.exit(f"no {TESTBED_ENV}: run scripts/testbed first")
-    return dict(line.split("=", 1) for line in TESTBED_ENV.read_text().splitlines() if "=" in line)
+    pairs = (line.split("=", 1) for line in TESTBED_ENV.read_text().splitlines() if "=" in line)
+    return {key: value.strip("'") for key, value in pairs}
 
 
 def ngcws_command() -> list[str]:

@@ -29,7 +29,7 @@ def _testbed() -> dict[str, str]:
     out = {}
     for line in TESTBED_ENV.read_text().splitlines():
         key, _, value = line.partition("=")
-        out[key] = value
+        out[key] = value.strip("'")
     return out
 
 

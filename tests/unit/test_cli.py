@@ -1,0 +1,106 @@
+"""The command line without an engine: config, schema, init, help, the error boundary."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ngcws import __version__
+from ngcws.engine.auth import auth_header, registry_of
+
+NGCWS = [sys.executable, "-m", "ngcws"]
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NGCWS, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_help_lists_every_command_and_version(tmp_path: Path) -> None:
+    out = run("--help", cwd=tmp_path).stdout
+    for command in (
+        "config",
+        "schema",
+        "init",
+        "up",
+        "plan",
+        "down",
+        "ps",
+        "pull",
+        "stop",
+        "start",
+        "restart",
+        "exec",
+        "shell",
+        "run",
+        "logs",
+    ):
+        assert f"\n  {command} " in out, command
+    assert run("--version", cwd=tmp_path).stdout.strip() == f"ngcws {__version__}"
+
+
+def test_init_writes_a_valid_file_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    result = run("init", "--image", "nvcr.io#nvidia/pytorch:24.01-py3", cwd=tmp_path)
+    assert result.returncode == 0
+    text = (tmp_path / "ngcws.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=") and "nvcr.io/nvidia/pytorch:24.01-py3" in text
+    assert run("config", cwd=tmp_path).returncode == 0
+    again = run("init", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert run("init", "--force", cwd=tmp_path).returncode == 0
+    assert run("init", "--force", "--image", "Bad Image", cwd=tmp_path).returncode == 2
+
+
+def test_config_prints_the_resolved_file(tmp_path: Path) -> None:
+    (tmp_path / "ngcws.yaml").write_text(
+        "workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:${TAG}\n    shm_size: 16g\n    mounts: ['.:/workspace']\n"
+    )
+    result = run("-p", "lab", "config", cwd=tmp_path, env={"TAG": "23.08-py3"})
+    data = yaml.safe_load(result.stdout)
+    ws = data["workspaces"]["train"]
+    assert data["name"] == "lab" and ws["image"] == "nvcr.io/nvidia/pytorch:23.08-py3"
+    assert ws["shm_size"] == 16 * 2**30 and ws["mounts"][0]["source"] == str(tmp_path) and ws["gpus"] == "all"
+    assert json.loads(run("config", "--format", "json", cwd=tmp_path, env={"TAG": "x"}).stdout)["workspaces"]
+
+
+def test_config_errors_exit_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "ngcws.yaml").write_text(
+        "workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n    gpus: al\n"
+    )
+    for command in ("config", "up", "exec", "plan"):
+        args = [command, "true"] if command == "exec" else [command]
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "ngcws.yaml:4:11: workspaces.train.gpus:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_file_and_no_engine_are_clear(tmp_path: Path) -> None:
+    missing = run("up", cwd=tmp_path)
+    assert missing.returncode == 2 and "ngcws init" in missing.stderr
+    (tmp_path / "ngcws.yaml").write_text("workspaces:\n  t:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n")
+    for args in (["up"], ["ps"], ["exec", "true"], ["down"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 1 and "cannot reach the Docker engine" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert run("up", "nope", cwd=tmp_path).returncode == 2
+    assert run("up", "--force-recreate", "--no-recreate", cwd=tmp_path).returncode == 2
+
+
+def test_schema_command_prints_json(tmp_path: Path) -> None:
+    schema = json.loads(run("schema", cwd=tmp_path).stdout)
+    assert schema["title"] == "ngcws.yaml" and "workspaces" in schema["required"]
+
+
+def test_registry_auth_header_from_ngc_api_key_and_docker_config(tmp_path: Path) -> None:
+    assert registry_of("nvcr.io/nvidia/pytorch") == "nvcr.io"
+    assert registry_of("library/ubuntu") == "docker.io" and registry_of("localhost:5000/x") == "localhost:5000"
+    header = auth_header("nvcr.io/nvidia/pytorch", {"NGC_API_KEY": "secret", "DOCKER_CONFIG": str(tmp_path)})
+    assert header is not None
+    decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    assert decoded["username"] == "$oauthtoken" and decoded["password"] == "secret"
+    assert auth_header("localhost:5000/x", {"DOCKER_CONFIG": str(tmp_path)}) is None
