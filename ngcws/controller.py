@@ -168,10 +168,6 @@ class Controller:
             )
         return rows
 
-    def running_container(self, workspace: str) -> ObservedContainer | None:
-        found = self._containers([workspace])
-        return found[0] if found else None
-
     # --- applying -----------------------------------------------------------------------------
 
     def _containers(self, names: list[str]) -> list[ObservedContainer]:
@@ -238,25 +234,16 @@ class Controller:
 
     def _add_host_user(self, container_id: str, user: Invoker) -> None:
         """``user: host``: a passwd and group entry and a HOME owned by the user, in the container."""
-        passwd = (self.engine.read_file(container_id, "/etc/passwd") or b"").decode()
-        group = (self.engine.read_file(container_id, "/etc/group") or b"").decode()
         files: dict[str, tuple[bytes | None, int, int, int]] = {}
-        if not any(line.split(":")[2:3] == [str(user.uid)] for line in passwd.splitlines()):
-            entry = f"{user.name}:x:{user.uid}:{user.gid}:{user.name}:{user.home}:/bin/sh\n"
-            files["etc/passwd"] = (
-                ((passwd if passwd.endswith("\n") or not passwd else passwd + "\n") + entry).encode(),
-                0,
-                0,
-                0o644,
-            )
-        if not any(line.split(":")[2:3] == [str(user.gid)] for line in group.splitlines()):
-            entry = f"{user.group or user.name}:x:{user.gid}:\n"
-            files["etc/group"] = (
-                ((group if group.endswith("\n") or not group else group + "\n") + entry).encode(),
-                0,
-                0,
-                0o644,
-            )
+        entries = {
+            "/etc/passwd": (user.uid, f"{user.name}:x:{user.uid}:{user.gid}:{user.name}:{user.home}:/bin/sh"),
+            "/etc/group": (user.gid, f"{user.group or user.name}:x:{user.gid}:"),
+        }
+        for path, (number, entry) in entries.items():
+            text = (self.engine.read_file(container_id, path) or b"").decode()
+            if not any(line.split(":")[2:3] == [str(number)] for line in text.splitlines()):
+                text = text + ("\n" if text and not text.endswith("\n") else "") + entry + "\n"
+                files[path.lstrip("/")] = (text.encode(), 0, 0, 0o644)
         files["home"] = (None, 0, 0, 0o755)
         files[user.home.lstrip("/")] = (None, user.uid, user.gid, 0o755)
         self.engine.put_files(container_id, files)

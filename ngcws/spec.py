@@ -33,7 +33,7 @@ class Invoker(NamedTuple):
 
     @property
     def home(self) -> str:
-        return f"/home/{self.name}"
+        return "/root" if self.uid == 0 else f"/home/{self.name}"
 
 
 class Identity(NamedTuple):
