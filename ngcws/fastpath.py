@@ -67,9 +67,9 @@ def dispatch(argv: list[str]) -> Callable[[], int] | None:
     """A runner for ``argv`` if the fast path handles it, else None."""
     try:
         file, project, rest = _globals(argv)
-        if not rest or rest[0] not in ("exec", "up") or "-h" in rest or "--help" in rest:
+        if not rest or rest[0] not in ("exec", "up"):
             return None
-        command, args = rest[0], rest[1:]
+        command, args = rest[0], rest[1:]  # -h/--help before the command: argparse refuses it
         if command == "exec":
             ns = _exec_parser().parse_args(args)
             if not ns.command or ns.command[0].startswith("-") or (ns.tty and ns.no_tty):

@@ -1,7 +1,7 @@
 """Working inside a workspace: ``exec``, ``shell``, ``run`` and ``logs``.
 
-``exec`` is what users type all day, so its path is lean: it reads ngcws.yaml without the
-pydantic models and talks to the engine without docker-py (see ``benchmarks/exec_latency.py``).
+``exec`` is what users type all day, so its path is lean: the desired state comes from the cache
+(:mod:`ngcws.state`) and the engine is spoken to without docker-py (``benchmarks/exec_latency.py``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,17 @@ def test_dispatch_takes_exec_and_up_and_leaves_the_rest() -> None:
     assert fastpath.dispatch(["exec", "python", "-c", "print(1)"]) is not None
     assert fastpath.dispatch(["-f", "x.yaml", "-p", "p", "exec", "-W", "train", "-e", "A=1", "ls", "-la"]) is not None
     assert fastpath.dispatch(["up", "--pull", "always", "train"]) is not None
-    for argv in (["exec"], ["exec", "--help"], ["up", "--bogus"], ["ps"], ["--version"], ["up", "--pull", "sometimes"]):
+    assert fastpath.dispatch(["exec", "ls", "-h"]) is not None  # -h belongs to ls
+    for argv in (
+        ["exec"],
+        ["exec", "--help"],
+        ["exec", "-h", "ls"],
+        ["up", "--help"],
+        ["up", "--bogus"],
+        ["ps"],
+        ["--version"],
+        ["up", "--pull", "sometimes"],
+    ):
         assert fastpath.dispatch(argv) is None, argv
 
 
