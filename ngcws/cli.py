@@ -90,7 +90,6 @@ PullOpt = Annotated[
     str | None,
     typer.Option("--pull", callback=_pull_option, help="always | missing | never (overrides pull: in the file)"),
 ]
-Format = Annotated[str, typer.Option("--format")]
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ class Controller:
                 self._apply(action, volumes=volumes)
             if volumes:
                 for volume in self.engine.list_volumes(
-                    {L.PROJECT: self.identity.project, L.PROJECT_DIR: self.identity.directory}
+                    L.project_filter(self.identity.project, self.identity.directory)
                 ):
                     self.engine.remove_volume(volume["Name"])
                     self.reporter.note(f"removed volume {volume['Name']}")
@@ -220,9 +220,7 @@ class Controller:
             if mount["type"] == "bind" and not os.path.exists(mount["source"]):
                 os.makedirs(mount["source"], exist_ok=True)  # create_host_path: owned by the invoker
         for volume in want.volumes:
-            self.engine.create_volume(
-                volume, {L.PROJECT: self.identity.project, L.PROJECT_DIR: self.identity.directory}
-            )
+            self.engine.create_volume(volume, L.project_filter(self.identity.project, self.identity.directory))
         container_id = self.engine.create_container(name, request or want.request)
         if want.host_user is not None:
             try:

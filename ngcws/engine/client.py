@@ -29,9 +29,6 @@ class Engine:
     def version(self) -> dict[str, Any]:
         return dict(self._json("GET", "/version"))
 
-    def info(self) -> dict[str, Any]:
-        return dict(self._json("GET", "/info"))
-
     def list_containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every container (running or not) carrying all of ``labels``: one call."""
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
