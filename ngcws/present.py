@@ -86,11 +86,12 @@ class Console:
         progress, tasks = self._rich
         if layer not in tasks:
             tasks[layer] = progress.add_task(status, layer=layer, total=None)
-        total, current = detail.get("total"), detail.get("current")
-        done = status in ("Pull complete", "Already exists", "Download complete")
-        progress.update(
-            tasks[layer], description=status, total=total or None, completed=(total if done and total else current or 0)
-        )
+        task = tasks[layer]
+        if status in ("Pull complete", "Already exists", "Download complete"):
+            size = progress.tasks[task].total or 1  # keep the layer's size, show it full
+            progress.update(task, description=status, total=size, completed=size)
+        else:
+            progress.update(task, description=status, total=detail.get("total"), completed=detail.get("current") or 0)
 
     def _stop_progress(self) -> None:
         if self._rich is not None:

@@ -6,6 +6,7 @@ import json
 import resource
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -307,7 +308,7 @@ def test_unknown_tag_names_the_reference(project: Workspace, testbed: dict[str, 
     assert result.returncode == 1 and f"image {image} was not found".encode() in result.stderr
 
 
-def _build_layered(base: str, tag: str) -> None:
+def _build_layered(base: str, tag: str, sizes: tuple[int, int] = (3_000_000, 2_000_000)) -> None:
     """Build an image with two fresh layers of random bytes (classic builder, no network)."""
     import io
     import os
@@ -317,8 +318,8 @@ def _build_layered(base: str, tag: str) -> None:
     with tarfile.open(fileobj=context, mode="w") as tar:
         files = {
             "Dockerfile": f"FROM {base}\nCOPY a /a\nCOPY b /b\n".encode(),
-            "a": os.urandom(3_000_000),
-            "b": os.urandom(2_000_000),
+            "a": os.urandom(sizes[0]),
+            "b": os.urandom(sizes[1]),
         }
         for name, data in files.items():
             info = tarfile.TarInfo(name)
@@ -374,3 +375,57 @@ def test_gpu_requests_reach_the_engine_simulated_host(
     )
     assert environ.get("NVIDIA_VISIBLE_DEVICES") == visible
     assert environ.get("NVIDIA_DRIVER_CAPABILITIES") == caps
+
+
+@pytest.fixture
+def unpulled(project: Workspace, testbed: dict[str, str]) -> Iterator[str]:
+    """An image in the registry whose layers (200 MB of random bytes) are not on the engine."""
+    image = f"{testbed['NGCWS_TB_REGISTRY']}/{project.name}/big:1"
+    engine = Engine()
+    _build_layered(testbed["NGCWS_TB_TINY"], image, (100_000_000, 100_000_000))
+    _push_as(image, image)
+    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+    yield image
+    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+
+
+def test_pull_shows_layer_bars_on_a_terminal(project: Workspace, testbed: dict[str, str], unpulled: str) -> None:
+    import os
+    import pty
+    import re
+    import select
+
+    project.write(ngc(testbed, image=unpulled))
+    master, slave = pty.openpty()
+    with subprocess.Popen([*NGCWS, "pull"], cwd=project.dir, stdin=slave, stdout=slave, stderr=slave) as proc:
+        os.close(slave)
+        output = b""
+        while select.select([master], [], [], 60)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=60) == 0
+    os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert "━" in text and re.search(r"Pull complete\s+━+ 100\.\d/100\.\d MB", text), text[-2000:]
+
+
+def test_ctrl_c_during_a_pull_leaves_no_container(project: Workspace, testbed: dict[str, str], unpulled: str) -> None:
+    import signal
+
+    project.write(ngc(testbed, image=unpulled))
+    with subprocess.Popen([*NGCWS, "up"], cwd=project.dir, stderr=subprocess.PIPE) as proc:
+        assert proc.stderr is not None
+        while b"Downloading" not in (line := proc.stderr.readline()):
+            assert line, "the pull ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=30) == 130, rest
+    assert b"Traceback" not in rest
+    assert project.containers() == []
+    assert project.ngcws("up").returncode == 0  # and the next up completes the job
+    assert one(project)["State"] == "running"
