@@ -110,10 +110,21 @@ def test_signal_to_exec_ends_the_process_tree_inside(up: Workspace, sig: signal.
         time.sleep(0.2)
 
 
-def _pty_run(args: list[str], cwd: Path, rows: int = 33, cols: int = 101, send: bytes = b"") -> tuple[int, bytes]:
+def _pty_run(
+    args: list[str],
+    cwd: Path,
+    rows: int = 33,
+    cols: int = 101,
+    send: bytes = b"",
+    resize: tuple[int, int] | None = None,
+) -> tuple[int, bytes]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = subprocess.Popen(args, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    if resize:
+        time.sleep(1.0)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *resize, 0, 0))
+        proc.send_signal(signal.SIGWINCH)  # what the terminal sends its foreground process
     os.close(slave)
     if send:
         time.sleep(1.0)
@@ -143,6 +154,8 @@ def test_tty_only_on_a_terminal_and_window_size_follows(up: Workspace) -> None:
     assert b"not a tty" in piped.stdout
     forced = up.ngcws("exec", "-t", "sh", "-c", "tty")
     assert b"/dev/pts/" in forced.stdout
+    status, output = _pty_run([*NGCWS, "exec", "sh", "-c", "sleep 2; stty size"], up.dir, resize=(40, 120))
+    assert status == 0 and b"40 120" in output, output
 
 
 def test_shell_is_interactive_in_the_working_dir(up: Workspace) -> None:
