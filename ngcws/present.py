@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -22,7 +23,7 @@ class Console:
     def __init__(self, err: TextIO | None = None, out: TextIO | None = None) -> None:
         self.err = err or sys.stderr
         self.out = out or sys.stdout
-        self.color = self.err.isatty()
+        self.color = self.err.isatty() and "NO_COLOR" not in os.environ  # https://no-color.org
         self._layers: dict[tuple[str, str], str] = {}
         self._rich: Any = None
 
