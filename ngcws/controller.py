@@ -15,7 +15,7 @@ from ngcws.engine import Engine
 from ngcws.errors import NgcwsError
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
-from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, recreate_reason
+from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
 from ngcws.spec import DesiredContainer, DesiredState, Invoker
 from ngcws.values import split_image
 
@@ -107,6 +107,13 @@ class Controller:
                     self.engine.remove_volume(volume["Name"])
                     self.reporter.note(f"removed volume {volume['Name']}")
         return plan
+
+    def ensure_image(self, want: DesiredContainer) -> None:
+        """Pull ``want``'s image if its pull policy says so (``ngcws run``)."""
+        found = self.engine.inspect_image(want.image)
+        observed = Observed(images={want.image: str(found["Id"]) if found else None})
+        for action in pull_actions(want, observed, UpOptions()):
+            self._apply(action)
 
     def pull(self, names: list[str] | None) -> None:
         for want in self.desired(self.state.select(names)):

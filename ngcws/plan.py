@@ -100,7 +100,7 @@ def plan_up(
     ours = owned(observed, directory)
     actions: list[Action] = []
     for want in desired:
-        actions.extend(_pull_actions(want, observed, options))
+        actions.extend(pull_actions(want, observed, options))
     for want in desired:
         mine = [c for c in ours if c.workspace == want.workspace]
         actions.extend(_container_actions(want, mine, observed, options))
@@ -116,7 +116,8 @@ def plan_up(
     return Plan(tuple(actions), tuple(warnings))
 
 
-def _pull_actions(want: DesiredContainer, observed: Observed, options: UpOptions) -> list[Action]:
+def pull_actions(want: DesiredContainer, observed: Observed, options: UpOptions) -> list[Action]:
+    """Pull or not, by the pull policy (``--pull`` over ``pull:``) and what is local."""
     if options.pulls_done:
         return []
     policy = options.pull or want.pull

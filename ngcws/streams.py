@@ -34,6 +34,14 @@ class Demux:
     def __init__(self) -> None:
         self.buffer = b""
 
+    def route(self, data: bytes, tty: bool, write: Callable[[int, bytes], None] = write_all) -> None:
+        """Send engine output to ``write(fd, data)``: raw to fd 1 with a TTY, else per stream (1 or 2)."""
+        if tty:
+            write(1, data)
+            return
+        for stream, payload in self.feed(data):
+            write(2 if stream == 2 else 1, payload)
+
     def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
         self.buffer += data
         while len(self.buffer) >= 8:
@@ -106,11 +114,7 @@ def pump(
                         data = b""
                 if not data:
                     break
-                if tty:
-                    out(1, data)
-                    continue
-                for stream, payload in demux.feed(data):
-                    out(2 if stream == 2 else 1, payload)
+                demux.route(data, tty, out)
     finally:
         signal.set_wakeup_fd(old_fd)
         for signum, handler in previous.items():

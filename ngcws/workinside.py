@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ngcws import labels as L
@@ -143,19 +143,38 @@ def run_exec(engine: Engine, container_id: str, options: ExecOptions, variables:
         config["ConsoleSize"] = list(size)  # API 1.42+: the TTY starts at the right size
     exec_id = engine.exec_create(container_id, config)
     sock, initial = engine.exec_start(exec_id, tty, size)
+    output = _StartFailure()
+    stopper = _session(
+        sock,
+        initial,
+        tty,
+        signal_with=lambda signame: _signal_exec(engine, container_id, tag, signame),
+        resize_to=lambda rows, cols: engine.exec_resize(exec_id, rows, cols),
+        write=output,
+    )
+    return stopper.exit_status(output.status(_exit_code(engine, exec_id)))
+
+
+def _session(
+    sock: Any,
+    initial: bytes,
+    tty: bool,
+    *,
+    signal_with: Callable[[str], None],
+    resize_to: Callable[[int, int], None],
+    write: Callable[[int, bytes], None] = write_all,
+) -> _Stopper:
+    """Stream a started process until it ends; signals go to ``signal_with``, the TTY follows ours."""
 
     def resize() -> None:
-        rows, cols = terminal_size()
-        engine.exec_resize(exec_id, rows, cols)
+        resize_to(*terminal_size())
 
-    stopper = _Stopper(lambda signame: _signal_exec(engine, container_id, tag, signame))
+    stopper = _Stopper(signal_with)
     if tty:
         with contextlib.suppress(OSError):
             resize()
-    output = _StartFailure()
-    pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None, write=output)
-    status = _exit_code(engine, exec_id)
-    return stopper.exit_status(output.status(status))
+    pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None, write=write)
+    return stopper
 
 
 def _terminal_size() -> tuple[int, int] | None:
@@ -257,11 +276,7 @@ def logs(
     demux = Demux()
     try:
         for chunk in engine.logs(container["Id"], follow=follow, tail=tail, timestamps=timestamps):
-            if tty:
-                write_all(1, chunk)
-                continue
-            for stream, payload in demux.feed(chunk):
-                write_all(2 if stream == 2 else 1, payload)
+            demux.route(chunk, tty)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -283,14 +298,10 @@ def run_oneoff(
     state = load_state(file, project_name)
     name = _one(state, workspace)
     engine = Engine()
-    controller = Controller(state, engine, Console())
+    console = Console()
+    controller = Controller(state, engine, console)
     desired = state.containers[name]
-    if engine.inspect_image(desired.image) is None:
-        if desired.pull == "never":
-            from ngcws.errors import ImageNotFound
-
-            raise ImageNotFound(f"image {desired.image} is not present locally (pull: never)")
-        controller.pull([name])
+    controller.ensure_image(desired)
     tty = wants_tty(tty_flag)
     request = oneoff_request(desired, command or desired.request["Cmd"], tty, interactive=True)
     container_name = f"{desired.name}-run-{os.urandom(3).hex()}"
@@ -298,19 +309,16 @@ def run_oneoff(
     try:
         sock, initial = engine.attach(container_id)
         engine.start(container_id, container_name)
-
-        def resize() -> None:
-            rows, cols = terminal_size()
-            engine.container_resize(container_id, rows, cols)
-
-        stopper = _Stopper(lambda signame: engine.kill(container_id, signame))
-        if tty:
-            with contextlib.suppress(OSError):
-                resize()
-        pump(sock, initial, tty=tty, forward_stdin=True, on_signal=stopper, on_resize=resize if tty else None)
+        stopper = _session(
+            sock,
+            initial,
+            tty,
+            signal_with=lambda signame: engine.kill(container_id, signame),
+            resize_to=lambda rows, cols: engine.container_resize(container_id, rows, cols),
+        )
         return stopper.exit_status(engine.wait(container_id))
     finally:
         if remove:
             engine.remove(container_id, force=True, volumes=True)
         else:
-            print(f"kept container {container_name}", file=sys.stderr)
+            console.note(f"kept container {container_name}")

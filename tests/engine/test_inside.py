@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ngcws.engine import Engine
 from tests.conftest import NGCWS, Workspace
 
 
@@ -276,3 +277,28 @@ def test_user_host_owns_files_written_to_mounts(
         assert run("down").returncode == 0
     finally:
         remove_project(project.name)
+
+
+def test_run_pulls_a_missing_image_by_the_pull_policy(project: Workspace, testbed: dict[str, str]) -> None:
+    engine = Engine()
+    image = f"{testbed['NGCWS_TB_REGISTRY']}/{project.name}/oneoff:1"
+    repo, _, tag = image.rpartition(":")
+    engine.transport.request(
+        "POST", f"/images/{testbed['NGCWS_TB_TINY']}/tag", params={"repo": repo, "tag": tag}
+    ).read()
+    pushed = engine.transport.request(
+        "POST", f"/images/{image}/push", headers={"X-Registry-Auth": "e30="}, timeout=None
+    )
+    assert pushed.status == 200 and all("error" not in m for m in pushed.lines())
+    try:
+        engine.transport.request("DELETE", f"/images/{image}").read()
+        project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: none\n    pull: never\n")
+        refused = project.ngcws("run", "true")
+        assert refused.returncode == 1 and b"pull policy of 't' is never" in refused.stderr
+        project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: none\n")
+        result = project.ngcws("run", "echo", "ran")
+        assert result.returncode == 0, result.stderr
+        assert b"pull" in result.stderr and result.stdout == b"ran\n"
+        assert engine.inspect_image(image) is not None
+    finally:
+        engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
