@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.private_engine import PrivateEngine
+
 TESTBED_ENV = Path(os.environ.get("NGCWS_TESTBED_ENV", "/var/lib/ngcws-testbed/env"))
 NGCWS = [sys.executable, "-m", "ngcws"]
 
@@ -163,3 +165,18 @@ def make_project(testbed: dict[str, str], tmp_path: Path) -> Iterator[Callable[[
 
 def docker_cli_available() -> bool:
     return shutil.which("docker") is not None
+
+
+@pytest.fixture
+def private_engine(testbed: dict[str, str]) -> Iterator[PrivateEngine]:
+    """A dockerd of this test's own (tests/private_engine.py), with the tiny image pulled.
+
+    For tests that stop, kill or restart the engine: the shared one must never be disturbed.
+    """
+    engine = PrivateEngine()
+    try:
+        engine.start()
+        engine.pull(testbed["NGCWS_TB_TINY"])
+        yield engine
+    finally:
+        engine.destroy()
