@@ -59,6 +59,7 @@ def load_located(located: Located, project_override: str | None, variables: Mapp
     from ngcws.model import ProjectFile
 
     doc = read_document(located, variables)
+    _take_as_written(doc)
     context = {"project_dir": str(located.directory), "variables": variables}
     try:
         file = ProjectFile.model_validate(doc.data, context=context)
@@ -66,6 +67,24 @@ def load_located(located: Located, project_override: str | None, variables: Mapp
         raise _config_error(doc, exc) from None
     name = project_name(located, file.name, project_override)
     return Project(name=name, directory=located.directory, config_file=located.config_file, file=file)
+
+
+#: Fields whose values are strings by nature: an unquoted ``1e3``, ``017`` or ``TRUE`` there is
+#: the text as written, not the number or boolean YAML would make of it.
+AS_WRITTEN = ("env", "labels", "command")
+
+
+def _take_as_written(doc: Document) -> None:
+    """Env values, label values and command arguments exactly as written (``null`` stays null)."""
+    for path, text in doc.raw.items():
+        if len(path) != 4 or path[0] != "workspaces" or path[2] not in AS_WRITTEN:
+            continue
+        try:
+            container = doc.data["workspaces"][path[1]][path[2]]
+            if container[path[3]] is not None:
+                container[path[3]] = text
+        except (KeyError, IndexError, TypeError):
+            continue
 
 
 def _config_error(doc: Document, exc: Any) -> ConfigError:

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -112,8 +113,8 @@ class Mount(_Strict):
     type: Literal["bind", "volume", "tmpfs"] = "bind"
     source: str | None = Field(default=None, description="Host path (bind) or volume name (volume)")
     target: str = Field(description="Absolute path inside the container")
-    read_only: bool = False
-    create_host_path: bool = Field(
+    read_only: StrictBool = False
+    create_host_path: StrictBool = Field(
         default=False, description="bind: create a missing source folder (owned by you) instead of failing"
     )
 
@@ -246,7 +247,7 @@ class Workspace(_Strict):
     ] = Field(default_factory=list)
     restart: Literal["no", "always", "on-failure", "unless-stopped"] = "no"
     pull: Literal["missing", "always", "never"] = "missing"
-    init: bool = True
+    init: StrictBool = True
     labels: Annotated[
         dict[str, str], PlainValidator(_labels, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
     ] = Field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # --- sizes --------------------------------------------------------------------------------------
@@ -180,25 +180,39 @@ def scalar_text(value: Any) -> str:
     raise ValueError(f"expected a string, number or boolean, got {value!r}")
 
 
-def parse_mapping(value: Any, what: str, inherit: dict[str, str] | None = None) -> dict[str, str]:
-    """A map, or a list of ``K=V`` (``K`` alone takes the value from ``inherit``)."""
+def parse_mapping(value: Any, what: str, inherit: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A map, or a list of ``K=V``.
+
+    With ``inherit`` (env), ``K`` alone in a list and ``K: null`` in a map take K's value from
+    ``inherit`` and leave K out when it is not set there, as ``docker run -e K`` and Compose do.
+    Without it (labels), they mean an empty value.
+    """
     if value is None:
         return {}
     if isinstance(value, dict):
-        return {str(k): ("" if v is None else scalar_text(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        out: dict[str, str] = {}
+        pairs: list[tuple[str, str | None]] = [
+            (str(k), None if v is None else scalar_text(v)) for k, v in value.items()
+        ]
+    elif isinstance(value, list):
+        pairs = []
         for item in value:
             if not isinstance(item, str) or not item:
                 raise ValueError(f"expected {what} entries as KEY=VALUE strings, got {item!r}")
             key, sep, val = item.partition("=")
-            if not sep:
-                if inherit is None or key not in inherit:
-                    raise ValueError(f"{key!r} has no value: write {key}=VALUE")
-                val = inherit[key]
-            out[key] = val
-        return out
-    raise ValueError(f"expected {what} as a map or a list of KEY=VALUE, got {value!r}")
+            pairs.append((key, val if sep else None))
+    else:
+        raise ValueError(f"expected {what} as a map or a list of KEY=VALUE, got {value!r}")
+    out: dict[str, str] = {}
+    for key, given in pairs:
+        if not key:
+            raise ValueError(f"{what}: an entry has no name")
+        if given is not None:
+            out[key] = given
+        elif inherit is None:
+            out[key] = ""
+        elif key in inherit:
+            out[key] = inherit[key]
+    return out
 
 
 _PORT = re.compile(

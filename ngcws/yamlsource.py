@@ -3,13 +3,21 @@
 PyYAML's own loaders silently accept duplicate keys and expand aliases without bound; this module
 composes the node graph itself, so it can refuse both, and records the line and column of every
 value so that validation errors can point at ``ngcws.yaml:LINE:COL``.
+
+Scalars follow the YAML 1.2 core schema, as Docker Compose reads its files (PyYAML's defaults are
+YAML 1.1, where ``22:22`` is the base-60 number 1342, ``yes``/``on`` are booleans and ``017`` is
+octal): ``null``/``~``/empty, ``true``/``false`` (three spellings each), decimal integers,
+``0o`` octal and ``0x`` hex integers, floats, ``.inf``/``.nan``; everything else is a string. The
+text of every unquoted non-string scalar is kept in :attr:`Document.raw`, so fields whose values
+are strings by nature (env values, labels, command arguments) can take them exactly as written.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -22,7 +30,72 @@ Position = tuple[int, int]  # 1-based line, column
 #: ngcws.yaml files hold a few hundred; an alias bomb holds billions.
 MAX_VALUES = 100_000
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CoreSchemaLoader(_Base):  # type: ignore[misc]
+    """Resolves plain scalars by the YAML 1.2 core schema (plus ``<<`` merge keys, as Compose)."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}
+
+
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_CORE = (
+    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        _FLOAT,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+    (_MERGE, r"^<<$", ["<"]),
+)
+for _tag, _pattern, _first in _CORE:
+    _CoreSchemaLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+
+
+def core_scalar(tag: str, text: str) -> Any:
+    """The value of a scalar with a resolved core-schema ``tag`` (raises ValueError otherwise)."""
+    if tag == _STR:
+        return text
+    if tag == _NULL:
+        if text not in ("", "~", "null", "Null", "NULL"):
+            raise ValueError(f"{text!r} is not null")
+        return None
+    if tag == _BOOL:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{text!r} is not true or false")
+        return text.lower() == "true"
+    if tag == _INT:
+        sign = -1 if text.startswith("-") else 1
+        digits = text.lstrip("+-")
+        if digits.startswith("0o"):
+            return sign * int(digits[2:], 8)
+        if digits.startswith("0x"):
+            return sign * int(digits[2:], 16)
+        if not digits.isdigit():
+            raise ValueError(f"{text!r} is not an integer")
+        return sign * int(digits, 10)
+    if tag == _FLOAT:
+        lowered = text.lower()
+        if lowered.endswith((".inf", ".nan")):
+            return float(lowered.replace(".", ""))
+        return float(text)
+    raise ValueError(f"unsupported tag {tag!r}")
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain (unquoted) scalar's value by the core schema, e.g. after interpolation."""
+    for tag, pattern, _first in _CORE:
+        if tag != _MERGE and re.match(pattern, text):
+            return core_scalar(tag, text)
+    return text
 
 
 @dataclass
@@ -32,6 +105,8 @@ class Document:
     data: Any
     positions: dict[Path, Position] = field(default_factory=dict)
     filename: str = "ngcws.yaml"
+    #: The text as written of each plain scalar that resolved to a number, boolean or null.
+    raw: dict[Path, str] = field(default_factory=dict)
 
     def position(self, path: Path) -> Position:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -57,11 +132,12 @@ def dotted_path(path: Path) -> str:
     return out
 
 
-def parse(text: str, filename: str, transform: Callable[[str, Path], Any] | None = None) -> Document:
-    """Parse one YAML document. ``transform`` is applied to every string scalar (interpolation)."""
+def parse(text: str, filename: str, transform: Callable[[str, Path], str] | None = None) -> Document:
+    """Parse one YAML document. ``transform`` is applied to every string scalar (interpolation);
+    a plain scalar it changes is resolved again by the core schema (``gpus: ${N}`` is a number)."""
     _refuse_tabs(text, filename)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=_CoreSchemaLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
@@ -90,7 +166,6 @@ class _Builder:
         self.doc = doc
         self.transform = transform
         self.count = 0
-        self.scalars = _Loader("")  # only used to resolve scalar tags (int, bool, null...)
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
@@ -105,16 +180,33 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self.scalars.construct_object(node)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        plain = not getattr(node, "style", None)  # None (PyYAML) or "" (libyaml) for a plain scalar
+        try:
+            value = core_scalar(node.tag, node.value)
+        except ValueError as exc:
+            line, col = node.start_mark.line + 1, node.start_mark.column + 1
+            where = f"{self.doc.filename}:{line}:{col}"
+            raise ConfigError(f"{where}: {dotted_path(path) or 'value'}: {exc}") from None
         if isinstance(value, str) and self.transform is not None:
-            return self.transform(value, path)
+            changed = self.transform(value, path)
+            if plain and changed != value:
+                value = resolve_plain(changed)
+                if not isinstance(value, str):
+                    self.doc.raw[path] = changed
+                return value
+            return changed
+        if plain and not isinstance(value, str):
+            self.doc.raw[path] = node.value
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         literal: set[str] = set()
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`; literal keys win
+            if key_node.tag == _MERGE:  # `<<: *defaults`; literal keys win
                 merged = self.build(value_node, path)
                 for item in merged if isinstance(merged, list) else [merged]:
                     if isinstance(item, dict):
@@ -122,10 +214,9 @@ class _Builder:
                             out.setdefault(k, v)
                 continue
             line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-            raw_key = self.scalars.construct_object(key_node)
-            if isinstance(raw_key, (list, dict)):
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(f"{self.doc.filename}:{line}:{col}: mapping keys must be plain scalars")
-            key = raw_key if isinstance(raw_key, str) else str(raw_key)
+            key = key_node.value  # keys are text as written: `0x10:` is the key "0x10", not 16
             if key in literal:
                 first = self.doc.positions.get((*path, key), (line, col))
                 raise ConfigError(
