@@ -1,84 +1,233 @@
-"""``${VAR}`` interpolation, as Docker Compose does it, but never silently empty.
+"""``${VAR}`` interpolation and ``.env`` files, as the Compose specification defines them.
 
-Supported: ``$VAR``, ``${VAR}``, ``${VAR:-default}`` (unset or empty), ``${VAR-default}`` (unset),
-``${VAR:?message}`` / ``${VAR?message}`` (required), and ``$$`` for a literal ``$``.
-A variable that is not set and has no default is an error: a silently empty value is how a mount
-turns into ``:/workspace``.
+Interpolation (Compose spec, *Interpolation*):
+
+* ``$VAR`` and ``${VAR}``: the value of VAR;
+* ``${VAR:-default}`` (VAR unset or empty) and ``${VAR-default}`` (VAR unset): the default;
+* ``${VAR:?message}`` (unset or empty) and ``${VAR?message}`` (unset): an error with the message;
+* ``${VAR:+alt}`` (VAR set and not empty) and ``${VAR+alt}`` (VAR set): ``alt``, else empty;
+* defaults, alternatives and messages are interpolated themselves: ``${A:-${B:-x}}``;
+* ``$$`` is a literal ``$``; a ``$`` not followed by a name or ``{`` is kept as it is (``$5``).
+
+One difference, on purpose: a variable that is not set and has no default is an error, not a
+silently empty string (that is how a mount turns into ``:/workspace``).
+
+``.env`` and ``env_file`` (Compose's *Syntax for environment files*): ``KEY=VALUE`` lines, ``#``
+comment lines and blank lines; an optional ``export``; unquoted values end at `` #`` (a comment)
+and are interpolated; double-quoted values may span lines, know ``\\n \\r \\t \\\\ \\" \\$``
+escapes and are interpolated; single-quoted values are literal (only ``\\'`` is an escape); a
+comment may follow a closing quote; ``KEY`` alone takes KEY's value from the variables, if set.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
-_PATTERN = re.compile(
-    r"""\$(?:
-        (?P<escaped>\$) |
-        (?P<named>[A-Za-z_][A-Za-z0-9_]*) |
-        \{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\} |
-        (?P<invalid>)
-    )""",
-    re.VERBOSE,
-)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPS = (":-", ":?", ":+", "-", "?", "+")
 
 
 class InterpolationError(ValueError):
     """A reference that cannot be resolved; the message is for a person."""
 
 
-def interpolate(value: str, variables: Mapping[str, str]) -> str:
-    """Substitute the variables in ``value``; raise InterpolationError for undefined ones."""
+def interpolate(value: str, variables: Mapping[str, str], used: set[str] | None = None) -> str:
+    """Substitute the variables in ``value``; raise InterpolationError for undefined ones.
+
+    The names of the variables whose values were substituted are added to ``used``.
+    """
     if "$" not in value:
         return value
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        dollar = value.find("$", i)
+        if dollar < 0:
+            out.append(value[i:])
+            break
+        out.append(value[i:dollar])
+        nxt = value[dollar + 1 : dollar + 2]
+        if nxt == "$":
+            out.append("$")
+            i = dollar + 2
+        elif nxt == "{":
+            end = _closing_brace(value, dollar + 2)
+            out.append(_braced(value[dollar + 2 : end], value, variables, used))
+            i = end + 1
+        elif (match := _NAME.match(value, dollar + 1)) is not None:
+            out.append(_lookup(match.group(), None, "", variables, used))
+            i = match.end()
+        else:  # `$5`, `$ `, a trailing `$`: not a reference, kept as written
+            out.append("$")
+            i = dollar + 1
+    return "".join(out)
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group("escaped") is not None:
-            return "$"
-        name = match.group("named") or match.group("braced")
-        if name is None:
-            raise InterpolationError(
-                f"invalid interpolation in {value!r}: use ${{VAR}}, ${{VAR:-default}} or $$ for a literal $"
-            )
-        op, arg = match.group("op"), match.group("arg") or ""
-        current = variables.get(name)
-        if op in (":-", ":?") and current == "":
-            current = None
-        if current is not None:
-            return current
-        if op in (":-", "-"):
-            return interpolate(arg, variables)
-        if op in (":?", "?"):
-            raise InterpolationError(f"${{{name}}} is required: {arg or 'not set'}")
+
+def _closing_brace(value: str, start: int) -> int:
+    """The index of the ``}`` closing the ``${`` whose content starts at ``start``."""
+    depth, i = 1, start
+    while i < len(value):
+        if value.startswith("$$", i):
+            i += 2
+            continue
+        if value.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if value[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise InterpolationError(f"invalid interpolation in {value!r}: a ${{ is not closed by }}")
+
+
+def _braced(body: str, whole: str, variables: Mapping[str, str], used: set[str] | None) -> str:
+    match = _NAME.match(body)
+    if match is None:
         raise InterpolationError(
-            f"variable ${{{name}}} is not set; set it in the environment or in .env, "
-            f"or give a default: ${{{name}:-value}}"
+            f"invalid interpolation in {whole!r}: use ${{VAR}}, ${{VAR:-default}}, ${{VAR:+alt}} or $$ for a literal $"
         )
+    name, rest = match.group(), body[match.end() :]
+    if not rest:
+        return _lookup(name, None, "", variables, used)
+    op = next((o for o in _OPS if rest.startswith(o)), None)
+    if op is None:
+        raise InterpolationError(
+            f"invalid interpolation in {whole!r}: {rest[0]!r} after ${{{name}; Compose knows"
+            " :- - :? ? :+ + (and no other shell expansions)"
+        )
+    return _lookup(name, op, rest[len(op) :], variables, used)
 
-    return _PATTERN.sub(replace, value)
+
+def _lookup(name: str, op: str | None, arg: str, variables: Mapping[str, str], used: set[str] | None) -> str:
+    current = variables.get(name)
+    is_set = current is not None
+    filled = is_set and current != ""
+    if op in (":+", "+"):
+        wanted = filled if op == ":+" else is_set
+        return interpolate(arg, variables, used) if wanted else ""
+    if (filled if op in (":-", ":?") else is_set) and current is not None:
+        if used is not None:
+            used.add(name)
+        return current
+    if op in (":-", "-"):
+        return interpolate(arg, variables, used)
+    if op in (":?", "?"):
+        message = interpolate(arg, variables, used) if arg else ("not set or empty" if op == ":?" else "not set")
+        raise InterpolationError(f"${{{name}}} is required: {message}")
+    raise InterpolationError(
+        f"variable ${{{name}}} is not set; set it in the environment or in .env, or give a default: ${{{name}:-value}}"
+    )
 
 
-def parse_env_file(text: str) -> dict[str, str]:
-    """Parse a .env / env_file: ``KEY=VALUE`` lines, ``#`` comments, optional ``export`` and quotes.
+# --- .env / env_file --------------------------------------------------------------------------------
 
-    Raises ValueError naming the 1-based line of a malformed entry.
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "$": "$$", "'": "'"}
+
+
+class Layered(Mapping[str, str]):
+    """``variables`` first, then ``own`` (a file's entries). Looked up by name, never listed, so
+    that a recording ``variables`` mapping sees every name that matters."""
+
+    def __init__(self, variables: Mapping[str, str], own: dict[str, str]) -> None:
+        self.variables = variables
+        self.own = own
+
+    def __getitem__(self, key: str) -> str:
+        found = self.variables.get(key)
+        if found is not None:
+            return found
+        return self.own[key]
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("the variables are looked up one by one, never listed")
+
+    def __len__(self) -> int:
+        return len(self.own)
+
+
+def parse_env_file(
+    text: str, variables: Mapping[str, str] | None = None, used: set[str] | None = None
+) -> dict[str, str]:
+    """Parse a ``.env`` / ``env_file`` text; values are interpolated with ``variables`` (then the
+    file's own earlier entries) unless single-quoted.
+
+    Raises ValueError naming the 1-based line of a malformed entry (never quoting a value: the
+    file may hold secrets).
     """
     out: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    lookup = Layered(variables if variables is not None else {}, out)
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        number = index + 1
+        line = lines[index].strip()
+        index += 1
         if not line or line.startswith("#"):
             continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, val = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
-            raise ValueError(f"line {number}: expected KEY=VALUE, got {raw.strip()!r}")
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
-            val = val[1:-1]
-            if raw.strip().split("=", 1)[1].strip()[0] == '"':
-                val = val.replace("\\n", "\n").replace('\\"', '"')
-        elif " #" in val:
-            val = val.split(" #", 1)[0].rstrip()
-        out[key] = val
+        if line.startswith(("export ", "export\t")):
+            line = line[len("export") :].lstrip()
+        match = _KEY.match(line)
+        if match is None:
+            raise ValueError(f"line {number}: expected KEY=VALUE")
+        key, rest = match.group(), line[match.end() :].lstrip(" \t")
+        if not rest or rest.startswith("#"):
+            if (inherited := lookup.get(key)) is not None:  # `KEY` alone: from the environment
+                if used is not None:
+                    used.add(key)
+                out[key] = inherited
+            continue
+        if not rest.startswith("="):
+            raise ValueError(f"line {number}: expected KEY=VALUE after {key!r}")
+        raw = rest[1:].lstrip(" \t")
+        try:
+            if raw[:1] in ("'", '"'):
+                value, index = _quoted(raw, lines, index, number)
+                if raw[0] == '"':
+                    value = interpolate(value, lookup, used)
+            else:
+                value = re.split(r"[ \t]#", raw, maxsplit=1)[0].rstrip()
+                value = interpolate(value, lookup, used)
+        except InterpolationError as exc:
+            raise ValueError(f"line {number}: {key}: {exc}") from None
+        out[key] = value
     return out
+
+
+def _quoted(raw: str, lines: list[str], index: int, number: int) -> tuple[str, int]:
+    """A quoted value starting at ``raw`` (which may continue on the following lines)."""
+    quote, text, pos = raw[0], raw, 1
+    value: list[str] = []
+    while True:
+        while pos < len(text):
+            char = text[pos]
+            if char == "\\" and pos + 1 < len(text):
+                escaped = text[pos + 1]
+                if (quote == '"' and escaped in _ESCAPES) or (quote == "'" and escaped == "'"):
+                    value.append(_ESCAPES[escaped])
+                    pos += 2
+                    continue
+            if char == quote:
+                after = text[pos + 1 :].strip()
+                if after and not after.startswith("#"):
+                    raise ValueError(f"line {number}: unexpected text after the closing quote")
+                return "".join(value), index
+            value.append(char)
+            pos += 1
+        if index >= len(lines):
+            raise ValueError(f"line {number}: the {quote} quote is not closed")
+        value.append("\n")
+        text, pos = lines[index], 0
+        index += 1

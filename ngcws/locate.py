@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ngcws.errors import ConfigError, ConfigNotFound, UsageError
-from ngcws.interpolate import InterpolationError, interpolate, parse_env_file
+from ngcws.interpolate import InterpolationError, Layered, interpolate, parse_env_file
 
 if TYPE_CHECKING:
     from ngcws.yamlsource import Document
@@ -73,17 +73,23 @@ def project_name(located: Located, declared: str | None, override: str | None) -
     return name
 
 
-def variables_for(located: Located, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The interpolation variables: ``.env`` beside ngcws.yaml, overridden by the environment."""
-    out: dict[str, str] = {}
+def variables_for(located: Located, environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """The interpolation variables: the environment, then ``.env`` beside ngcws.yaml.
+
+    ``.env`` values may use variables themselves (``DATA=${HOME}/datasets``). The result is looked
+    up by name, never listed, so that a recording ``environ`` sees every variable that matters.
+    """
+    environ = os.environ if environ is None else environ
     dotenv = located.directory / ".env"
+    own: dict[str, str] = {}
     if dotenv.is_file():
         try:
-            out.update(parse_env_file(dotenv.read_text()))
+            own = parse_env_file(dotenv.read_text(), environ)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{dotenv}: cannot read: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"{dotenv}: {exc}") from None
-    out.update(os.environ if environ is None else environ)
-    return out
+    return Layered(environ, own)
 
 
 def read_document(located: Located, variables: Mapping[str, str]) -> Document:
@@ -91,20 +97,30 @@ def read_document(located: Located, variables: Mapping[str, str]) -> Document:
         text = located.config_file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{located.config_file}: cannot read: {exc}") from None
+    return parse_document(text, located, variables)
 
+
+def parse_document(text: str, located: Located, variables: Mapping[str, str]) -> Document:
+    """Parse and interpolate the text of ``located``'s ngcws.yaml."""
     from ngcws.yamlsource import parse
 
     filename = _display_name(located.config_file)
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    interpolated: dict[tuple[str | int, ...], frozenset[str]] = {}
 
     def substitute(value: str, path: tuple[str | int, ...]) -> str:
+        used: set[str] = set()
         try:
-            return interpolate(value, variables)
+            result = interpolate(value, variables, used)
         except InterpolationError as exc:
             problems.append((path, str(exc)))
             return value
+        if used:
+            interpolated[path] = frozenset(used)
+        return result
 
     doc = parse(text, filename, transform=substitute)
+    doc.interpolated = interpolated
     if problems:
         raise doc.error(*problems[0])
     if not isinstance(doc.data, dict):

@@ -292,14 +292,17 @@ class Workspace(_Strict):
         return resolved
 
     @model_validator(mode="after")
-    def _merge_env_files(self) -> Workspace:
+    def _merge_env_files(self, info: ValidationInfo) -> Workspace:
         if self.env_file:
             from ngcws.interpolate import parse_env_file
 
+            variables = (info.context or {}).get("variables", os.environ)
             merged: dict[str, str] = {}
             for path in self.env_file:
                 try:
-                    merged.update(parse_env_file(Path(path).read_text()))
+                    merged.update(parse_env_file(Path(path).read_text(), variables))
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ValueError(f"env_file {path}: cannot read: {exc}") from None
                 except ValueError as exc:
                     raise ValueError(f"env_file {path}: {exc}") from None
             merged.update(self.env)  # env: wins over env_file, as in Compose

@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ngcws import labels as L
@@ -109,7 +109,7 @@ def _one(state: DesiredState, workspace: str | None) -> str:
     return state.select([workspace])[0] if workspace else state.workspaces[0]
 
 
-def _variables(file: str | None) -> dict[str, str]:
+def _variables(file: str | None) -> Mapping[str, str]:
     from ngcws.locate import locate, variables_for
 
     return variables_for(locate(file))

@@ -107,6 +107,8 @@ class Document:
     filename: str = "ngcws.yaml"
     #: The text as written of each plain scalar that resolved to a number, boolean or null.
     raw: dict[Path, str] = field(default_factory=dict)
+    #: The variables each interpolated scalar used, by path (set by the caller that interpolates).
+    interpolated: dict[Path, frozenset[str]] = field(default_factory=dict)
 
     def position(self, path: Path) -> Position:
         """The position of ``path``, or of its nearest ancestor that has one."""
