@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ngcws.errors import ConfigError
 from ngcws.locate import (
@@ -23,6 +23,9 @@ from ngcws.locate import (
 )
 from ngcws.yamlsource import Document
 
+if TYPE_CHECKING:
+    from ngcws.inputs import Inputs
+
 __all__ = ["CONFIG_NAME", "Located", "Project", "load", "locate"]
 
 
@@ -34,6 +37,8 @@ class Project:
     directory: Path
     config_file: Path
     file: Any  # ngcws.model.ProjectFile (imported lazily: pydantic is not needed by every command)
+    #: Per workspace, the env names whose values are secret (see ngcws.redact).
+    secret_env: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def workspaces(self) -> dict[str, Any]:
@@ -52,21 +57,42 @@ def load(
     return load_located(located, project_override, variables_for(located, environ))
 
 
-def load_located(located: Located, project_override: str | None, variables: Mapping[str, str]) -> Project:
-    """Read, interpolate (with ``variables``) and validate a located ngcws.yaml."""
+def load_located(
+    located: Located, project_override: str | None, variables: Mapping[str, str], inputs: Inputs | None = None
+) -> Project:
+    """Read, interpolate (with ``variables``) and validate a located ngcws.yaml; every file, path
+    and variable it uses goes through ``inputs``, when given."""
     from pydantic import ValidationError
 
     from ngcws.model import ProjectFile
 
-    doc = read_document(located, variables)
-    _take_as_written(doc)
-    context = {"project_dir": str(located.directory), "variables": variables}
+    doc = read_document(located, variables, inputs)
+    take_as_written(doc)
+    context = {"project_dir": str(located.directory), "variables": variables, "inputs": inputs}
     try:
         file = ProjectFile.model_validate(doc.data, context=context)
     except ValidationError as exc:
         raise _config_error(doc, exc) from None
     name = project_name(located, file.name, project_override)
-    return Project(name=name, directory=located.directory, config_file=located.config_file, file=file)
+    secret = {ws_name: secret_env(doc, ws_name, ws) for ws_name, ws in file.workspaces.items()}
+    return Project(name, located.directory, located.config_file, file, secret)
+
+
+def secret_env(doc: Document, workspace_name: str, workspace: Any) -> frozenset[str]:
+    """The env names of a workspace whose values are secret: by name, from an env_file, or
+    interpolating a variable whose name looks secret."""
+    from ngcws.redact import looks_secret
+
+    names = {k for k in workspace.env if looks_secret(k)} | set(workspace.env_from_files)
+    raw = doc.data["workspaces"][workspace_name].get("env")
+    for path, used in doc.interpolated.items():
+        if path[:3] != ("workspaces", workspace_name, "env") or len(path) != 4 or not any(map(looks_secret, used)):
+            continue
+        entry = path[3]
+        if isinstance(entry, int) and isinstance(raw, list) and isinstance(raw[entry], str):
+            entry = raw[entry].partition("=")[0]
+        names.add(str(entry))
+    return frozenset(names & set(workspace.env))
 
 
 #: Fields whose values are strings by nature: an unquoted ``1e3``, ``017`` or ``TRUE`` there is
@@ -74,7 +100,7 @@ def load_located(located: Located, project_override: str | None, variables: Mapp
 AS_WRITTEN = ("env", "labels", "command")
 
 
-def _take_as_written(doc: Document) -> None:
+def take_as_written(doc: Document) -> None:
     """Env values, label values and command arguments exactly as written (``null`` stays null)."""
     for path, text in doc.raw.items():
         if len(path) != 4 or path[0] != "workspaces" or path[2] not in AS_WRITTEN:

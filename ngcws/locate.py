@@ -16,6 +16,7 @@ from ngcws.errors import ConfigError, ConfigNotFound, UsageError
 from ngcws.interpolate import InterpolationError, Layered, interpolate, parse_env_file
 
 if TYPE_CHECKING:
+    from ngcws.inputs import Inputs
     from ngcws.yamlsource import Document
 
 CONFIG_NAME = "ngcws.yaml"
@@ -73,28 +74,35 @@ def project_name(located: Located, declared: str | None, override: str | None) -
     return name
 
 
-def variables_for(located: Located, environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+def variables_for(
+    located: Located, environ: Mapping[str, str] | None = None, inputs: Inputs | None = None
+) -> Mapping[str, str]:
     """The interpolation variables: the environment, then ``.env`` beside ngcws.yaml.
 
     ``.env`` values may use variables themselves (``DATA=${HOME}/datasets``). The result is looked
     up by name, never listed, so that a recording ``environ`` sees every variable that matters.
     """
+    if inputs is not None:
+        environ = inputs.environ
     environ = os.environ if environ is None else environ
     dotenv = located.directory / ".env"
     own: dict[str, str] = {}
-    if dotenv.is_file():
-        try:
-            own = parse_env_file(dotenv.read_text(), environ)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{dotenv}: cannot read: {exc}") from None
-        except ValueError as exc:
-            raise ConfigError(f"{dotenv}: {exc}") from None
+    try:
+        text = inputs.read(dotenv) if inputs is not None else (dotenv.read_text() if dotenv.is_file() else None)
+        if text is not None:
+            own = parse_env_file(text, environ)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{dotenv}: cannot read: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{dotenv}: {exc}") from None
     return Layered(environ, own)
 
 
-def read_document(located: Located, variables: Mapping[str, str]) -> Document:
+def read_document(located: Located, variables: Mapping[str, str], inputs: Inputs | None = None) -> Document:
     try:
-        text = located.config_file.read_text()
+        text = inputs.read(located.config_file) if inputs is not None else located.config_file.read_text()
+        if text is None:
+            raise FileNotFoundError(f"{located.config_file}: no such file")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{located.config_file}: cannot read: {exc}") from None
     return parse_document(text, located, variables)

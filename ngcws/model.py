@@ -18,13 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from ngcws import values
+from ngcws import inputs, values
 
 LABEL_PREFIX = "ngcws."
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -157,7 +158,7 @@ class Mount(_Strict):
         if not self.source:
             raise ValueError("a bind mount needs a source path")
         base = Path((info.context or {}).get("project_dir", "."))
-        resolved = (base / os.path.expanduser(self.source)).resolve()
+        resolved = inputs.resolve(info.context, base / os.path.expanduser(self.source))
         if not resolved.exists() and not self.create_host_path:
             raise ValueError(
                 f"the bind-mount source {str(resolved)!r} does not exist; create it, fix the path,"
@@ -252,6 +253,13 @@ class Workspace(_Strict):
         dict[str, str], PlainValidator(_labels, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
     ] = Field(default_factory=dict)
 
+    #: The env names whose values came from an env_file (secret, see ngcws.redact).
+    _from_env_file: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def env_from_files(self) -> frozenset[str]:
+        return self._from_env_file
+
     @field_validator("ulimits", mode="before")
     @classmethod
     def _ulimit_names(cls, value: Any) -> Any:
@@ -285,7 +293,7 @@ class Workspace(_Strict):
         base = Path((info.context or {}).get("project_dir", "."))
         resolved = []
         for path in paths:
-            full = (base / os.path.expanduser(path)).resolve()
+            full = inputs.resolve(info.context, base / os.path.expanduser(path))
             if not full.is_file():
                 raise ValueError(f"env_file {str(full)!r} does not exist")
             resolved.append(str(full))
@@ -300,11 +308,12 @@ class Workspace(_Strict):
             merged: dict[str, str] = {}
             for path in self.env_file:
                 try:
-                    merged.update(parse_env_file(Path(path).read_text(), variables))
+                    merged.update(parse_env_file(inputs.read_text(info.context, Path(path)), variables))
                 except (OSError, UnicodeDecodeError) as exc:
                     raise ValueError(f"env_file {path}: cannot read: {exc}") from None
                 except ValueError as exc:
                     raise ValueError(f"env_file {path}: {exc}") from None
+            self._from_env_file = frozenset(k for k in merged if k not in self.env)
             merged.update(self.env)  # env: wins over env_file, as in Compose
             object.__setattr__(self, "env", merged)
         if self.ipc == "host" and self.shm_size is not None:

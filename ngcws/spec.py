@@ -56,6 +56,7 @@ class DesiredContainer(NamedTuple):
     request: dict[str, Any]
     host_user: Invoker | None = None
     volumes: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = ()  # env names whose values are secret: digests in essence and labels
 
 
 class DesiredState(NamedTuple):
@@ -92,14 +93,24 @@ class DesiredState(NamedTuple):
         for name, c in data["containers"].items():
             user = c.pop("host_user")
             containers[name] = DesiredContainer(
-                **{**c, "volumes": tuple(c["volumes"])}, host_user=Invoker(**user) if user else None
+                **{**c, "volumes": tuple(c["volumes"]), "secret_env": tuple(c.get("secret_env", ()))},
+                host_user=Invoker(**user) if user else None,
             )
         return cls(Identity(**data["identity"]), tuple(data["workspaces"]), containers)
 
 
-def desired_state(identity: Identity, workspaces: dict[str, Any], invoker: Invoker) -> DesiredState:
+class Secrets(NamedTuple):
+    """Which env values are secret (per workspace) and the key that digests them (ngcws.redact)."""
+
+    key: bytes
+    names: dict[str, frozenset[str]]
+
+
+def desired_state(
+    identity: Identity, workspaces: dict[str, Any], invoker: Invoker, secrets: Secrets | None = None
+) -> DesiredState:
     """The desired state of every workspace of a validated ngcws.yaml."""
-    containers = {name: desired_container(name, ws, identity, invoker) for name, ws in workspaces.items()}
+    containers = {name: desired_container(name, ws, identity, invoker, secrets) for name, ws in workspaces.items()}
     return DesiredState(identity, tuple(workspaces), containers)
 
 
@@ -230,10 +241,18 @@ def _mount(mount: dict[str, Any]) -> dict[str, Any]:
 
 
 def desired_container(
-    workspace_name: str, workspace: Any, identity: Identity, invoker: Invoker | None
+    workspace_name: str, workspace: Any, identity: Identity, invoker: Invoker | None, secrets: Secrets | None = None
 ) -> DesiredContainer:
-    """The desired container of one workspace."""
-    essence = essence_of(workspace, identity.project, invoker)
+    """The desired container of one workspace.
+
+    The create request has every env value; the essence (kept in labels, shown in plans, hashed)
+    has a keyed digest in place of each secret one, so drift on a secret is still seen.
+    """
+    from ngcws.redact import digested
+
+    full = essence_of(workspace, identity.project, invoker)
+    secret = tuple(sorted(secrets.names.get(workspace_name, frozenset()) & set(full["env"]))) if secrets else ()
+    essence = {**full, "env": digested(full["env"], secret, secrets.key)} if secrets and secret else full
     spec_hash = hash_essence(essence)
     own = {
         L.PROJECT: identity.project,
@@ -252,9 +271,10 @@ def desired_container(
         pull=workspace.pull,
         essence=essence,
         spec_hash=spec_hash,
-        request=create_request(essence, own),
+        request=create_request(full, own),
         host_user=invoker if workspace.user == "host" else None,
         volumes=volumes,
+        secret_env=secret,
     )
 
 

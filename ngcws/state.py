@@ -2,23 +2,34 @@
 
 Validating ngcws.yaml needs pydantic, whose import and model building cost more than everything
 else ``ngcws up`` does when nothing has changed. The computed :class:`DesiredState` is therefore
-cached per config file, together with everything it was computed from: the exact text of
-ngcws.yaml, ``.env`` and each ``env_file``, the value of every variable the computation looked up,
-the home folder, the invoking user, the ``-p`` override and the ngcws version. Any difference, or a
-bind-mount source that no longer exists, means a miss and a full load.
+cached per config file, with a record of everything it was computed from (:mod:`ngcws.inputs`):
+the digest of the exact text of ngcws.yaml, ``.env`` and each ``env_file`` as they were read, where
+each host path (bind sources, env files) led with symlinks resolved, every environment variable
+looked up, the config file's own path, home, invoking user, ``-p`` and ngcws version. A hit
+returns exactly what a fresh load would; any difference is a miss and a full load.
+
+The cache holds no secret value (:mod:`ngcws.redact`): inputs are keyed digests, and the env
+values of secret names are left out of the cached create requests. On a hit they are taken again
+from the files and the environment (YAML only, no pydantic) and checked against the digests in
+the cached state; a mismatch is a miss. Cache files and the key are written with mode 0600.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ngcws import __version__
+from ngcws.inputs import Inputs, unchanged
 from ngcws.locate import Located, locate, variables_for
-from ngcws.spec import DesiredState, Identity, Invoker
+from ngcws.redact import digest, key_id
+from ngcws.spec import DesiredContainer, DesiredState, Identity, Invoker, Secrets
+
+_HIDDEN = "<not cached>"
 
 
 def current_invoker() -> Invoker:
@@ -37,109 +48,181 @@ def current_invoker() -> Invoker:
     return Invoker(uid=uid, gid=gid, name=name, group=group)
 
 
-class RecordingMapping(Mapping[str, str]):
-    """The interpolation variables, remembering which ones were looked up (and found or not)."""
+def cache_root() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "ngcws"
 
-    def __init__(self, data: Mapping[str, str]) -> None:
-        self.data = data
-        self.seen: dict[str, str | None] = {}
 
-    def __getitem__(self, key: str) -> str:
-        self.seen[key] = self.data.get(key)
-        return self.data[key]
+def user_key() -> bytes:
+    """This user's key for digests of secret values: 32 random bytes in the cache folder (0600),
+    made on first use. Without a writable cache folder, a key derived from the uid and the machine
+    id (weaker: the same for every process of this user, guessable by others on the machine)."""
+    path = cache_root() / "secret.key"
+    try:
+        data = path.read_bytes()
+        if len(data) == 32:
+            return data
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".secret.key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(os.urandom(32))
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a key another process made first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        data = path.read_bytes()
+        if len(data) == 32:
+            return data
+    except OSError:
+        pass
+    machine = b""
+    for source in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            machine = Path(source).read_bytes().strip()
+            break
+        except OSError:
+            continue
+    return hashlib.sha256(b"ngcws-fallback-key:" + machine + str(os.getuid()).encode()).digest()
 
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str):
-            self.seen[key] = self.data.get(key)
-        return key in self.data
 
-    def get(self, key: str, default: Any = None) -> Any:
-        self.seen[key] = self.data.get(key)
-        return self.data.get(key, default)
+def compute_state(
+    located: Located,
+    project_override: str | None,
+    invoker: Invoker,
+    key: bytes,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[DesiredState, Inputs]:
+    """A fresh load, and the inputs it used (``inputs.files``: the files to watch for changes)."""
+    from ngcws.load import load_located
+    from ngcws.spec import desired_state
 
-    def __iter__(self) -> Iterator[str]:
-        raise TypeError("listing every variable would make the cache key meaningless")
-
-    def __len__(self) -> int:
-        return len(self.data)
+    inputs = Inputs(os.environ if environ is None else environ, key)
+    variables = variables_for(located, inputs=inputs)
+    project = load_located(located, project_override, variables, inputs)
+    identity = Identity(project.name, str(project.directory), str(project.config_file))
+    state = desired_state(identity, project.workspaces, invoker, Secrets(key, project.secret_env))
+    return state, inputs
 
 
 def load_state(explicit: str | None = None, project_override: str | None = None) -> DesiredState:
     """The desired state of the project found from here (or ``-f``), from cache when valid."""
     located = locate(explicit)
     invoker = current_invoker()
-    variables = variables_for(located)
-    cache = _cache_path(located)
-    found = _read(cache, located, variables, invoker, project_override)
+    key = user_key()
+    cache = cache_path(located)
+    identity_key = _key(located, invoker, project_override, key)
+    found = _read(cache, identity_key, located, key)
     if found is not None:
         return found
-    from ngcws.load import load_located
-
-    recorder = RecordingMapping(variables)
-    project = load_located(located, project_override, recorder)
-    identity = Identity(project.name, str(project.directory), str(project.config_file))
-    from ngcws.spec import desired_state
-
-    state = desired_state(identity, project.workspaces, invoker)
-    env_files = sorted({p for ws in project.workspaces.values() for p in ws.env_file})
-    key = _key(located, invoker, project_override, recorder.seen, env_files)
-    _write(cache, {"key": key, "state": state.to_json()})
+    state, inputs = compute_state(located, project_override, invoker, key)
+    _write(cache, {"key": identity_key, "inputs": inputs.record(), "state": _without_secrets(state).to_json()})
     return state
 
 
-def _key(
-    located: Located, invoker: Invoker, override: str | None, variables: dict[str, str | None], env_files: list[str]
-) -> dict[str, Any]:
-    def text(path: Path) -> str | None:
-        try:
-            return path.read_text(errors="replace")
-        except OSError:
-            return None
-
+def _key(located: Located, invoker: Invoker, override: str | None, key: bytes) -> dict[str, Any]:
     return {
         "version": __version__,
-        "config": text(located.config_file),
-        "dotenv": text(located.directory / ".env"),
-        "env_files": {p: text(Path(p)) for p in env_files},
-        "variables": variables,
+        "config_file": str(located.config_file),
+        "directory": str(located.directory),
         "home": os.path.expanduser("~"),
         "invoker": [invoker.uid, invoker.gid, invoker.name, invoker.group],
         "override": override,
+        "key_id": key_id(key),
     }
 
 
-def _read(
-    path: Path, located: Located, variables: Mapping[str, str], invoker: Invoker, override: str | None
-) -> DesiredState | None:
+def _read(path: Path, identity_key: dict[str, Any], located: Located, key: bytes) -> DesiredState | None:
     try:
         data = json.loads(path.read_text())
-        cached = data["key"]
-        key = _key(
-            located, invoker, override, {k: variables.get(k) for k in cached["variables"]}, list(cached["env_files"])
-        )
-        if key != cached:
+        if data["key"] != identity_key or not unchanged(data["inputs"], os.environ, key):
             return None
         state = DesiredState.from_json(data["state"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    for container in state.containers.values():
-        for mount in container.essence["mounts"]:
-            if mount["type"] == "bind" and not os.path.exists(mount["source"]):
-                return None  # the loader would refuse it (or create_host_path would make it)
+    if any(c.secret_env for c in state.containers.values()):
+        return _with_secrets(state, located, key)
     return state
 
 
-def _cache_path(located: Located) -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    flat = str(located.config_file).strip("/").replace("/", "%")
-    return Path(root) / "ngcws" / "state" / f"{flat}.json"
+def _without_secrets(state: DesiredState) -> DesiredState:
+    """``state`` with the values of secret env names taken out of the create requests."""
+    containers = {}
+    for name, container in state.containers.items():
+        if container.secret_env:
+            env = [_entry(item, container.secret_env, lambda _: _HIDDEN) for item in container.request["Env"]]
+            container = container._replace(request={**container.request, "Env": env})
+        containers[name] = container
+    return state._replace(containers=containers)
+
+
+def _entry(item: str, secret: tuple[str, ...], value: Any) -> str:
+    name, _, _ = item.partition("=")
+    return f"{name}={value(name)}" if name in secret else item
+
+
+def _with_secrets(state: DesiredState, located: Located, key: bytes) -> DesiredState | None:
+    """Put the secret env values back, taken again from the files and the environment; None
+    unless each one has the digest the cached state holds."""
+    try:
+        found = secret_values(state, located)
+    except Exception:  # whatever a fresh load would say about it, it says it on the miss
+        return None
+    containers: dict[str, DesiredContainer] = {}
+    for name, container in state.containers.items():
+        values = found.get(name, {})
+        for secret in container.secret_env:
+            value = values.get(secret)
+            if value is None or digest(key, value) != container.essence["env"].get(secret):
+                return None
+        env = [_entry(item, container.secret_env, values.__getitem__) for item in container.request["Env"]]
+        containers[name] = container._replace(request={**container.request, "Env": env})
+    return state._replace(containers=containers)
+
+
+def secret_values(state: DesiredState, located: Located) -> dict[str, dict[str, str]]:
+    """Per workspace with secrets, its env (env_file merged under env) from YAML alone."""
+    from ngcws.interpolate import parse_env_file
+    from ngcws.load import take_as_written
+    from ngcws.locate import read_document
+    from ngcws.values import parse_mapping
+
+    variables = variables_for(located)
+    doc = read_document(located, variables)
+    take_as_written(doc)
+    out: dict[str, dict[str, str]] = {}
+    for name, container in state.containers.items():
+        if not container.secret_env:
+            continue
+        raw = doc.data["workspaces"][name]
+        files = raw.get("env_file") or []
+        env: dict[str, str] = {}
+        for file in [files] if isinstance(files, str) else files:
+            path = (located.directory / os.path.expanduser(file)).resolve()
+            env.update(parse_env_file(path.read_text(), variables))
+        env.update(parse_mapping(raw.get("env"), "env", variables))
+        out[name] = env
+    return out
+
+
+def cache_path(located: Located) -> Path:
+    """One cache file per config file path: a digest of the path, so no two paths share one."""
+    name = hashlib.sha256(str(located.config_file).encode()).hexdigest()[:32]
+    return cache_root() / "state" / f"{name}.json"
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(data))
         tmp.replace(path)
     except OSError:
         pass  # a cache we cannot write only costs time

@@ -1,0 +1,52 @@
+"""Secrets never leave the process: the one rule for which values are secret, and how they are shown.
+
+An env value is secret when its name looks secret (it contains ``KEY``, ``TOKEN``, ``SECRET``,
+``PASSWORD``, ``PASS`` or ``CREDENTIAL``, in any case), when it came from an ``env_file``, or when it
+interpolates a variable whose name looks secret (``WANDB: ${WANDB_API_KEY}``). The container gets
+the value; container labels, the desired-state cache, ``plan``/``up``/``ps`` output and error
+messages get at most a keyed digest (HMAC-SHA256 with a per-user key), so that a changed secret is
+still seen as drift, but the value cannot be read back or guessed from a list of candidates
+without the key. Pure: the key is passed in (see :mod:`ngcws.state` for where it is kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+
+PATTERNS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "CREDENTIAL")
+PREFIX = "secret:hmac-sha256:"
+SHOWN = "<redacted>"
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a variable named ``name`` holds a secret by its name alone."""
+    upper = name.upper()
+    return any(pattern in upper for pattern in PATTERNS)
+
+
+def digest(key: bytes, value: str) -> str:
+    """The keyed digest that stands for a secret value (``secret:hmac-sha256:<hex>``)."""
+    return PREFIX + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def key_id(key: bytes) -> str:
+    """A fingerprint of the key (not the key): which key digested a value."""
+    return hashlib.sha256(b"ngcws-key-id:" + key).hexdigest()[:16]
+
+
+def digested(env: Mapping[str, str], secret: Iterable[str], key: bytes) -> dict[str, str]:
+    """``env`` with each secret value replaced by its digest."""
+    names = set(secret)
+    return {k: digest(key, v) if k in names else v for k, v in env.items()}
+
+
+def shown(env: Mapping[str, str], secret: Iterable[str]) -> dict[str, str]:
+    """``env`` for a person: each secret value replaced by ``<redacted>``."""
+    names = set(secret)
+    return {k: SHOWN if k in names else v for k, v in env.items()}
