@@ -96,17 +96,28 @@ PullOpt = Annotated[
 
 
 @app.command()
-def config(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help="yaml | json")] = "yaml") -> None:
+def config(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", help="yaml | json")] = "yaml",
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Show secret env values instead of <redacted>")
+    ] = False,
+) -> None:
     """Validate ngcws.yaml and print it fully resolved (paths, variables, defaults)."""
     import json
 
     import yaml
 
+    from ngcws.redact import shown
+
     project = _load(ctx)
-    data = {
-        "name": project.name,
-        "workspaces": {n: ws.model_dump(mode="json") for n, ws in project.workspaces.items()},
-    }
+    workspaces = {}
+    for name, ws in project.workspaces.items():
+        data = ws.model_dump(mode="json")
+        if not show_secrets:
+            data["env"] = shown(data["env"], project.secret_env.get(name, ()))
+        workspaces[name] = data
+    data = {"name": project.name, "workspaces": workspaces}
     if format == "json":
         print(json.dumps(data, indent=2))
     elif format == "yaml":

@@ -14,6 +14,7 @@ from typing import Any
 from ngcws import labels as L
 from ngcws.errors import ImageNotFound, OwnershipError
 from ngcws.observed import Observed, ObservedContainer
+from ngcws.redact import is_digest
 from ngcws.spec import DesiredContainer
 from ngcws.values import format_size
 
@@ -182,7 +183,11 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
             continue
         if isinstance(before, dict) and isinstance(after, dict) and key in ("env", "labels", "ulimits"):
             for sub in sorted(before.keys() | after.keys()):
-                if before.get(sub) != after.get(sub):
+                if before.get(sub) == after.get(sub):
+                    continue
+                if is_digest(before.get(sub)) or is_digest(after.get(sub)):  # never a value, only that it changed
+                    out.append(f"{key}.{sub} changed (secret)")
+                else:
                     out.append(f"{key}.{sub} {_show(key, before.get(sub))} → {_show(key, after.get(sub))}")
         else:
             out.append(f"{key} {_show(key, before)} → {_show(key, after)}")
