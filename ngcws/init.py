@@ -6,15 +6,19 @@ from pathlib import Path
 
 from ngcws.errors import UsageError
 from ngcws.locate import CONFIG_NAME
-from ngcws.schema import SCHEMA_URL
+from ngcws.schema import render
 from ngcws.values import parse_image
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:23.08-py3"
 
+#: Written next to ngcws.yaml so that editors find the schema of the ngcws that wrote the file.
+SCHEMA_NAME = ".ngcws.schema.json"
+
 TEMPLATE = """\
-# yaml-language-server: $schema={schema}
+# yaml-language-server: $schema=./{schema}
 # ngcws.yaml: this project's NGC workspace. `ngcws up`, `ngcws exec python train.py`, `ngcws down`.
-# Reference: https://github.com/ngcws/ngcws/blob/main/docs/configuration.md
+# Every field is described in {schema} (`ngcws schema` prints it; after upgrading ngcws,
+# `ngcws schema > {schema}`); `ngcws config` prints this file as ngcws reads it.
 workspaces:
   main:
     image: {image}
@@ -32,8 +36,9 @@ workspaces:
 """
 
 
-def write_init(folder: Path, image: str | None, force: bool, schema: str = SCHEMA_URL) -> Path:
-    """Write ngcws.yaml into ``folder``; refuse to overwrite unless ``force``."""
+def write_init(folder: Path, image: str | None, force: bool) -> Path:
+    """Write ngcws.yaml (and the JSON Schema its modeline names) into ``folder``; refuse to
+    overwrite ngcws.yaml unless ``force``."""
     try:
         ref = parse_image(image or DEFAULT_IMAGE)
     except ValueError as exc:
@@ -41,5 +46,6 @@ def write_init(folder: Path, image: str | None, force: bool, schema: str = SCHEM
     path = folder / CONFIG_NAME
     if path.exists() and not force:
         raise UsageError(f"{path} already exists; pass --force to overwrite it")
-    path.write_text(TEMPLATE.format(image=ref, schema=schema))
+    (folder / SCHEMA_NAME).write_text(render())
+    path.write_text(TEMPLATE.format(image=ref, schema=SCHEMA_NAME))
     return path

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SCHEMA_URL = "https://raw.githubusercontent.com/ngcws/ngcws/main/schemas/ngcws.schema.json"
+#: An identifier, not a location: the schema is in the package (`ngcws schema`), in the source
+#: tree (schemas/ngcws.schema.json) and next to each ngcws.yaml that `ngcws init` wrote.
+SCHEMA_ID = "urn:ngcws:schema:ngcws.yaml"
 
 
 def json_schema() -> dict[str, Any]:
     from ngcws.model import ProjectFile
 
     schema = ProjectFile.model_json_schema()
-    schema["$id"] = SCHEMA_URL
+    schema["$id"] = SCHEMA_ID
     # The models validate long forms; the file may also use the short forms their validators
     # accept (`memlock: -1`, `".:/workspace"`), so the schema says so too.
     props = schema["$defs"]["Workspace"]["properties"]

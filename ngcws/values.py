@@ -177,7 +177,7 @@ def scalar_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float, str)):
         return str(value)
-    raise ValueError(f"expected a string, number or boolean, got {value!r}")
+    raise ValueError(f"expected a string, number or boolean, got a {type(value).__name__}")  # never the value
 
 
 def parse_mapping(value: Any, what: str, inherit: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from ngcws import __version__
 from ngcws.engine.auth import auth_header, registry_of
+from ngcws.schema import json_schema
+from ngcws.yamlsource import parse
 
 NGCWS = [sys.executable, "-m", "ngcws"]
 
@@ -49,6 +52,12 @@ def test_init_writes_a_valid_file_and_refuses_to_overwrite(tmp_path: Path) -> No
     assert result.returncode == 0
     text = (tmp_path / "ngcws.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=") and "nvcr.io/nvidia/pytorch:24.01-py3" in text
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    assert "http" not in text  # no link to a place that may not exist
+    modeline = text.splitlines()[0].split("$schema=", 1)[1]
+    schema = json.loads((tmp_path / modeline).read_text())  # the editor finds the schema it names
+    assert schema == json_schema()
+    jsonschema.validate(parse(text, "ngcws.yaml").data, schema)
     assert run("config", cwd=tmp_path).returncode == 0
     again = run("init", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr
