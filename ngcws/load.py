@@ -107,6 +107,8 @@ def take_as_written(doc: Document) -> None:
             continue
         try:
             container = doc.data["workspaces"][path[1]][path[2]]
+            if isinstance(container, list) and path[2] != "command":  # env/labels lists are K=V strings
+                continue
             if container[path[3]] is not None:
                 container[path[3]] = text
         except (KeyError, IndexError, TypeError):

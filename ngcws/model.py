@@ -30,6 +30,7 @@ from ngcws import inputs, values
 LABEL_PREFIX = "ngcws."
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 WORKSPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+USER_PATTERN = r"^(host|[a-z_][a-z0-9_.-]*\$?|\d+)(:([a-z_][a-z0-9_.-]*|\d+))?$"
 ULIMIT_NAMES = (
     "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
     "rss", "rtprio", "rttime", "sigpending", "stack",
@@ -281,9 +282,7 @@ class Workspace(_Strict):
     def _user(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if isinstance(value, str) and not re.match(
-            r"^(host|[a-z_][a-z0-9_.-]*\$?|\d+)(:([a-z_][a-z0-9_.-]*|\d+))?$", value
-        ):
+        if isinstance(value, str) and not re.match(USER_PATTERN, value):
             raise ValueError(f'expected root, host, a user name or "UID[:GID]", got {value!r}')
         return value
 

@@ -48,6 +48,8 @@ _GPU_ID_FORMS = (
     (re.compile(r"^MIG-[0-9A-Za-z/-]+$"), "a MIG UUID"),
 )
 GPU_EXPECTED = "expected all, none, a count or a list of GPU ids"
+#: One GPU id in any accepted form, for the JSON Schema (the same expressions as the parser's).
+GPU_ID_PATTERN = "(?:" + "|".join(pattern.pattern.strip("^$") for pattern, _ in _GPU_ID_FORMS) + ")"
 
 
 def parse_gpus(value: Any) -> str | int | list[str]:
@@ -123,9 +125,10 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 # A registry host has a dot or a port, or is localhost; otherwise the first part is a path component.
 _DOMAIN = rf"(?:localhost(?::\d+)?|{_LABEL}(?:\.{_LABEL})+(?::\d+)?|{_LABEL}:\d+)"
-_IMAGE = re.compile(
-    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[a-z0-9]+:[a-f0-9]{{32,}})?$"
-)
+_REFERENCE = rf"{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[a-z0-9]+:[a-f0-9]{{32,}})?$"
+_IMAGE = re.compile(rf"^(?:{_DOMAIN}/)?{_REFERENCE}")
+#: An image reference, or enroot's REGISTRY#REPOSITORY form, for the JSON Schema.
+IMAGE_PATTERN = rf"^(?:{_DOMAIN}[/#])?{_REFERENCE}"
 
 
 def parse_image(value: Any) -> str:
@@ -215,6 +218,12 @@ def parse_mapping(value: Any, what: str, inherit: Mapping[str, str] | None = Non
     return out
 
 
+_PORT_NUMBER = r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
+#: A port mapping as a string, for the JSON Schema (the parser's form, with the 1-65535 range).
+PORT_PATTERN = (
+    rf"^(?:(?:\[[0-9a-fA-F:]+\]|\d{{1,3}}(?:\.\d{{1,3}}){{3}}):)?(?:(?:{_PORT_NUMBER})?:)?{_PORT_NUMBER}"
+    r"(?:/(?:tcp|udp|sctp))?$"
+)
 _PORT = re.compile(
     r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|\d{1,3}(?:\.\d{1,3}){3}):)?(?:(?P<host>\d+)?:)?(?P<container>\d+)(?:/(?P<proto>tcp|udp|sctp))?$"
 )

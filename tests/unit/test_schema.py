@@ -7,9 +7,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
 from ngcws.schema import json_schema
+from ngcws.yamlsource import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def test_checked_in_schema_is_up_to_date() -> None:
 
 
 def test_example_validates_against_the_schema() -> None:
-    example = yaml.safe_load((ROOT / "ngcws.yaml.example").read_text())
+    example = parse((ROOT / "ngcws.yaml.example").read_text(), "ngcws.yaml.example").data  # YAML 1.2, as loaded
     jsonschema.validate(example, json_schema())
 
 
