@@ -110,6 +110,14 @@ def compute_state(
     return state, inputs
 
 
+def input_files(explicit: str | None = None, project_override: str | None = None) -> list[Path]:
+    """The files the desired state of the project found from here is computed from (ngcws.yaml,
+    ``.env`` even while it does not exist, each env_file): what a watcher watches."""
+    located = locate(explicit)
+    _, inputs = compute_state(located, project_override, current_invoker(), user_key())
+    return inputs.files
+
+
 def load_state(explicit: str | None = None, project_override: str | None = None) -> DesiredState:
     """The desired state of the project found from here (or ``-f``), from cache when valid."""
     located = locate(explicit)

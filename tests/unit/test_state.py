@@ -210,3 +210,11 @@ def test_a_corrupt_cache_is_ignored(folder: Path) -> None:
 def test_the_secret_key_is_made_once(folder: Path) -> None:
     assert user_key() == user_key() and len(user_key()) == 32
     assert os.path.getsize(cache_root() / "secret.key") == 32
+
+
+def test_the_input_files_are_listed_for_a_watcher(folder: Path) -> None:
+    from ngcws.state import input_files
+
+    (folder / "a.env").write_text("A=1\n")
+    (folder / "ngcws.yaml").write_text(BASE + "    env_file: [a.env]\n")
+    assert sorted(input_files()) == sorted([folder / "ngcws.yaml", folder / ".env", folder / "a.env"])
