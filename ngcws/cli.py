@@ -86,6 +86,12 @@ def _pull_option(value: str | None) -> str | None:
 
 
 Workspaces = Annotated[list[str] | None, typer.Argument(help="Workspaces (default: all)", show_default=False)]
+SkipPreflight = Annotated[
+    bool,
+    typer.Option(
+        "--skip-preflight", help="Do not check first that the host can run what is created (GPU support, memlock)"
+    ),
+]
 PullOpt = Annotated[
     str | None,
     typer.Option("--pull", callback=_pull_option, help="always | missing | never (overrides pull: in the file)"),
@@ -163,12 +169,15 @@ def up(
     remove_orphans: Annotated[
         bool, typer.Option("--remove-orphans", help="Remove containers of workspaces no longer in the file")
     ] = False,
+    skip_preflight: SkipPreflight = False,
 ) -> None:
     """Create, start or recreate workspace containers so they match ngcws.yaml."""
     g = _globals(ctx)
     from ngcws.commands import run_up
 
-    raise typer.Exit(run_up(g.file, g.project_name, workspaces, pull, force_recreate, no_recreate, remove_orphans))
+    raise typer.Exit(
+        run_up(g.file, g.project_name, workspaces, pull, force_recreate, no_recreate, remove_orphans, skip_preflight)
+    )
 
 
 @app.command()
@@ -295,13 +304,27 @@ def run(
     rm: Annotated[bool, typer.Option("--rm/--no-rm", help="Remove the container afterwards")] = True,
     tty: Annotated[bool, typer.Option("-t", "--tty")] = False,
     no_tty: Annotated[bool, typer.Option("-T", "--no-tty")] = False,
+    skip_preflight: SkipPreflight = False,
 ) -> None:
     """Run a one-off container with the workspace's full spec (GPUs, mounts, shm, env)."""
     from ngcws.workinside import run_oneoff
 
     g = _globals(ctx)
     requested = True if tty else False if no_tty else None
-    raise typer.Exit(run_oneoff(workspace, command or [], rm, requested, g.file, g.project_name))
+    raise typer.Exit(
+        run_oneoff(workspace, command or [], rm, requested, g.file, g.project_name, preflight=not skip_preflight)
+    )
+
+
+@app.command()
+def doctor(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help="text | json")] = "text") -> None:
+    """Check that this host can run the workspaces: engine, driver, GPUs, NVIDIA support, shm, memlock, logins."""
+    from ngcws.commands import run_doctor
+
+    if format not in ("text", "json"):
+        raise UsageError(f"--format {format}: expected text or json")
+    g = _globals(ctx)
+    raise typer.Exit(run_doctor(g.file, g.project_name, format))
 
 
 @app.command()

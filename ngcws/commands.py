@@ -15,6 +15,7 @@ def run_up(
     force_recreate: bool,
     no_recreate: bool,
     remove_orphans: bool,
+    skip_preflight: bool = False,
 ) -> int:
     """``ngcws up``: print the plan as it is applied."""
     from ngcws.controller import Controller
@@ -26,7 +27,30 @@ def run_up(
     if force_recreate and no_recreate:
         raise UsageError("--force-recreate and --no-recreate cannot be combined")
     controller = Controller(load_state(file, project_name), Engine(), Console())
-    plan = controller.up(workspaces, UpOptions(pull, force_recreate, no_recreate, remove_orphans))
+    plan = controller.up(
+        workspaces, UpOptions(pull, force_recreate, no_recreate, remove_orphans), preflight=not skip_preflight
+    )
     if not plan.changes:
         print("up to date", file=sys.stderr)
     return 0
+
+
+def run_doctor(file: str | None, project_name: str | None, fmt: str) -> int:
+    """``ngcws doctor``: every check, for the host and, inside a project, its workspaces."""
+    from ngcws.doctor import failed
+    from ngcws.engine import Engine
+    from ngcws.errors import ConfigNotFound
+    from ngcws.preflight import HostFacts, doctor_checks
+    from ngcws.present import Console
+    from ngcws.state import load_state
+
+    try:
+        state = load_state(file, project_name)
+    except ConfigNotFound:
+        if file:
+            raise
+        state = None  # outside a project: the host only
+    facts = HostFacts(Engine())
+    checks = doctor_checks(facts, state)
+    Console().doctor(checks, facts.host_info(), fmt)
+    return 1 if failed(checks) else 0

@@ -39,6 +39,7 @@ class Status:
     gpus: Any
     status: str
     drift: str
+    gpu_use: tuple[dict[str, Any], ...] = ()  # the GPUs it holds, with memory, utilisation, processes
 
 
 class Controller:
@@ -50,6 +51,16 @@ class Controller:
         self.reporter = reporter
         self.identity = state.identity
         self.every = list(state.workspaces)
+        self._facts: Any = None
+
+    @property
+    def facts(self) -> Any:
+        """The engine's and host's facts (:class:`ngcws.preflight.HostFacts`), gathered on demand."""
+        if self._facts is None:
+            from ngcws.preflight import HostFacts
+
+            self._facts = HostFacts(self.engine)
+        return self._facts
 
     # --- desired and observed -----------------------------------------------------------------
 
@@ -66,12 +77,22 @@ class Controller:
         return Observed(tuple(ObservedContainer.from_list_entry(e) for e in entries), images)
 
     def plan(self, names: list[str] | None, options: UpOptions) -> Plan:
+        from ngcws.preflight import gpu_notes
+
         desired = self.desired(self.state.select(names))
-        return plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
+        plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
+        notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory)]
+        return Plan(plan.actions, (*plan.warnings, *notes))
+
+    def preflight(self, desired: Iterable[DesiredContainer]) -> None:
+        """Refuse, before anything is stopped or removed, what creation or start would refuse."""
+        from ngcws.preflight import preflight
+
+        preflight(self.facts, desired)
 
     # --- commands -----------------------------------------------------------------------------
 
-    def up(self, names: list[str] | None, options: UpOptions) -> Plan:
+    def up(self, names: list[str] | None, options: UpOptions, preflight: bool = True) -> Plan:
         desired = self.desired(self.state.select(names))
         every = self.every
         with self._locked():
@@ -85,8 +106,17 @@ class Controller:
                     desired, every, self.observe(desired), self.identity.directory, replace(options, pulls_done=True)
                 )
                 plan = Plan((*pulls, *plan.actions), plan.warnings)
+            making = [a.desired for a in plan.actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired]
+            if making and preflight:
+                self.preflight(making)
             for warning in plan.warnings:
                 self.reporter.warning(warning)
+            if making:
+                from ngcws.preflight import gpu_notes
+
+                for want in making:
+                    for note in gpu_notes(self.facts, want, self.identity.directory):
+                        self.reporter.warning(note)
             for action in plan.actions:
                 if action.kind is not Kind.PULL:
                     self._apply(action)
@@ -145,6 +175,24 @@ class Controller:
         desired = self.desired(names)
         observed = self.observe(desired)
         ours = owned(observed, self.identity.directory)
+        rows = self._status_rows(names, desired, observed, ours)
+        if any(r.state == "running" and r.gpus not in ("none", "", "?") for r in rows) and self.facts.local:
+            from ngcws.gpuset import held
+            from ngcws.present import gpu_use
+
+            host = self.facts.host_info()
+            ids = {c.workspace: c.id for c in ours}
+            rows = [
+                replace(r, gpu_use=gpu_use(host, held(r.gpus, self.facts.index_of()), ids.get(r.workspace, "")))
+                if r.state == "running"
+                else r
+                for r in rows
+            ]
+        return rows
+
+    def _status_rows(
+        self, names: list[str], desired: list[DesiredContainer], observed: Observed, ours: list[ObservedContainer]
+    ) -> list[Status]:
         rows = []
         for want in desired:
             found = [c for c in ours if c.workspace == want.workspace]
@@ -228,7 +276,14 @@ class Controller:
                 os.makedirs(mount["source"], exist_ok=True)  # create_host_path: owned by the invoker
         for volume in want.volumes:
             self.engine.create_volume(volume, L.project_filter(self.identity.project, self.identity.directory))
-        container_id = self.engine.create_container(name, request or want.request)
+        request = request or want.request
+        if "gpu_request" not in want.essence and want.essence["gpus"] != "none":
+            from ngcws.preflight import effective_gpu_request
+            from ngcws.spec import runtime_request
+
+            if effective_gpu_request(want.essence, self.facts.api_version()) == "runtime":
+                request = runtime_request(request, want.essence["gpus"], want.essence["capabilities"])
+        container_id = self.engine.create_container(name, request)
         if want.host_user is not None:
             try:
                 self._add_host_user(container_id, want.host_user)

@@ -17,6 +17,7 @@ reaches the user as a traceback.
     + ImageNotFound               exit 1  the image (or its tag) does not exist, locally or remotely
     + RegistryAuthError           exit 1  the registry wants credentials (401/403)
     + ContainerStartError         exit 1  the engine created a container but could not start it
+  x PreflightError                exit 1  `up`/`run` found, before touching anything, that creation would fail
 """
 
 from __future__ import annotations
@@ -90,3 +91,7 @@ class RegistryAuthError(EngineError):
 
 class ContainerStartError(EngineError):
     """The container was created but did not start."""
+
+
+class PreflightError(NgcwsError):
+    """The host cannot run a workspace as written (no GPU support, driver too old, memlock): nothing was touched."""

@@ -59,6 +59,7 @@ def _up_parser() -> _Parser:
     parser.add_argument("--force-recreate", action="store_true")
     parser.add_argument("--no-recreate", action="store_true")
     parser.add_argument("--remove-orphans", action="store_true")
+    parser.add_argument("--skip-preflight", action="store_true")
     parser.add_argument("workspaces", nargs="*")
     return parser
 
@@ -94,4 +95,13 @@ def _run_exec(ns: argparse.Namespace, file: str | None, project: str | None) -> 
 def _run_up(ns: argparse.Namespace, file: str | None, project: str | None) -> int:
     from ngcws.commands import run_up
 
-    return run_up(file, project, ns.workspaces or None, ns.pull, ns.force_recreate, ns.no_recreate, ns.remove_orphans)
+    return run_up(
+        file,
+        project,
+        ns.workspaces or None,
+        ns.pull,
+        ns.force_recreate,
+        ns.no_recreate,
+        ns.remove_orphans,
+        ns.skip_preflight,
+    )

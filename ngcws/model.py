@@ -223,6 +223,13 @@ class Workspace(_Strict):
     image: Image
     gpus: Gpus = "all"
     capabilities: Capabilities | None = None
+    gpu_request: Literal["auto", "device-requests", "runtime", "cdi"] = Field(
+        default="auto",
+        description="How GPUs are asked of the engine: device-requests (docker run --gpus; Docker >= 19.03), "
+        "runtime (--runtime=nvidia with NVIDIA_VISIBLE_DEVICES, the nvidia-docker era), cdi (CDI device names "
+        "nvidia.com/gpu=N; Docker >= 25 with CDI enabled), auto (device-requests, or runtime on engines older "
+        "than API 1.40)",
+    )
     shm_size: Size | None = None
     ipc: Literal["private", "shareable", "host", "none"] | None = None
     ulimits: dict[str, Ulimit] = Field(
@@ -317,6 +324,18 @@ class Workspace(_Strict):
             object.__setattr__(self, "env", merged)
         if self.ipc == "host" and self.shm_size is not None:
             raise ValueError("shm_size has no effect with ipc: host (the host's /dev/shm is shared); drop one")
+        return self
+
+    @model_validator(mode="after")
+    def _gpu_request(self) -> Workspace:
+        if self.gpu_request == "cdi" and self.capabilities is not None:
+            raise ValueError(
+                "capabilities do not apply to gpu_request: cdi (the CDI spec decides what is injected); drop one"
+            )
+        if self.gpu_request == "runtime" and "NVIDIA_VISIBLE_DEVICES" in self.env:
+            raise ValueError(
+                "with gpu_request: runtime, gpus sets NVIDIA_VISIBLE_DEVICES: write gpus: [0, 1] instead of the env"
+            )
         return self
 
     @model_validator(mode="after")

@@ -124,10 +124,46 @@ class Console:
             print(json.dumps([asdict(r) for r in rows], indent=2), file=self.out)
             return
         headers = ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT"]
-        cells = [[str(v) if v != "" else "-" for v in asdict(r).values()] for r in rows]
+        cells = []
+        for row in rows:
+            values = asdict(row)
+            values["gpus"] = _gpus_cell(values["gpus"])
+            values.pop("gpu_use", None)
+            cells.append([str(v) if v != "" else "-" for v in values.values()])
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
         for line in [headers, *cells]:
             print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip(), file=self.out)
+        for row in rows:
+            for gpu in getattr(row, "gpu_use", ()):
+                print(f"{row.workspace}: {_gpu_line(gpu)}", file=self.out)
+
+    def doctor(self, checks: Sequence[Any], host: Any, fmt: str) -> None:
+        """Doctor's verdicts: one line each, the fix under anything not passing; or JSON with the host facts."""
+        if fmt == "json":
+            data = {
+                "ok": not any(c.verdict == "fail" for c in checks),
+                "checks": [c.to_json() for c in checks],
+                "host": host.to_json(),
+            }
+            print(json.dumps(data, indent=2), file=self.out)
+            return
+        marks = {"pass": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red"), "skip": ("skip", "dim")}
+        color = self.out.isatty() and "NO_COLOR" not in os.environ
+        for check in checks:
+            mark, style = marks[check.verdict]
+            mark = f"{mark:<4}"
+            if color:
+                mark = f"\x1b[{ {'red': '31', 'green': '32', 'yellow': '33', 'dim': '2'}[style] }m{mark}\x1b[0m"
+            where = f"{check.workspace}: " if check.workspace else ""
+            print(f"{mark}  {check.name:<18} {where}{check.summary}", file=self.out)
+            if check.detail and check.verdict in ("pass", "fail") and check.name == "gpus":
+                for line in check.detail.splitlines():
+                    print(f"      {'':<18} {line}", file=self.out)
+            if check.fix and check.verdict in ("warn", "fail"):
+                print(f"      {'':<18} fix: {check.fix}", file=self.out)
+        fails = sum(c.verdict == "fail" for c in checks)
+        warns = sum(c.verdict == "warn" for c in checks)
+        print(f"{fails} failed, {warns} warnings", file=self.out)
 
     def error(self, message: str, hint: str | None) -> None:
         self._stop_progress()
@@ -138,3 +174,54 @@ class Console:
 
 def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
+
+
+def _gpus_cell(gpus: Any) -> str:
+    """``2`` → ``2 (0,1)``: a count always means the first GPUs."""
+    if isinstance(gpus, int):
+        return f"{gpus} ({','.join(str(i) for i in range(gpus))})"
+    if isinstance(gpus, list):
+        return ",".join(str(g) for g in gpus)
+    return str(gpus)
+
+
+def gpu_use(host: Any, held: Any, container_id: str) -> tuple[dict[str, Any], ...]:
+    """The GPUs a container holds (``held``: "all" or ids), with use and processes, as the host reports."""
+    out = []
+    for gpu in host.gpus:
+        if held != "all" and str(gpu.index) not in held and gpu.uuid not in held:
+            continue
+        processes = [
+            {
+                "pid": p.pid,
+                "name": p.name,
+                "used_memory_mib": p.used_memory_mib,
+                "this_container": bool(container_id) and (p.container_id or "").startswith(container_id),
+            }
+            for p in host.processes
+            if p.gpu_uuid.lower() == gpu.uuid.lower()
+        ]
+        out.append(
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "uuid": gpu.uuid,
+                "memory_used_mib": gpu.memory_used_mib,
+                "memory_total_mib": gpu.memory_total_mib,
+                "utilization_pct": gpu.utilization_pct,
+                "processes": processes,
+            }
+        )
+    return tuple(out)
+
+
+def _gpu_line(gpu: dict[str, Any]) -> str:
+    used, total, util = gpu["memory_used_mib"], gpu["memory_total_mib"], gpu["utilization_pct"]
+    memory = f"{used / 1024:.1f}/{total / 1024:.1f} GiB" if used is not None and total else "memory ?"
+    load = f"{util}%" if util is not None else "?%"
+    procs = ", ".join(
+        f"{p['pid']} {p['name']}{' (here)' if p['this_container'] else ''}"
+        + (f" {p['used_memory_mib']} MiB" if p["used_memory_mib"] is not None else "")
+        for p in gpu["processes"]
+    )
+    return f"GPU {gpu['index']} {gpu['name']}  {memory}  {load}  {procs or 'no processes'}"

@@ -148,6 +148,7 @@ def essence_of(workspace: Any, project: str, invoker: Invoker | None) -> dict[st
         "command": workspace.command,
         "gpus": workspace.gpus,
         "capabilities": workspace.capabilities,
+        **({"gpu_request": workspace.gpu_request} if workspace.gpu_request != "auto" else {}),
         "shm_size": workspace.shm_size,
         "ipc": workspace.ipc,
         "ulimits": {name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(workspace.ulimits.items())},
@@ -192,14 +193,58 @@ def device_requests(gpus: Any, capabilities: list[str] | None) -> list[dict[str,
     return [request]
 
 
+def visible_devices(gpus: Any) -> str:
+    """``gpus`` → NVIDIA_VISIBLE_DEVICES, as the engine's NVIDIA driver sets it for ``--gpus``."""
+    if gpus == "none":
+        return "void"
+    if gpus == "all":
+        return "all"
+    if isinstance(gpus, int):
+        return ",".join(str(i) for i in range(gpus))
+    return ",".join(gpus)
+
+
+def cdi_requests(gpus: Any) -> list[dict[str, Any]]:
+    """``gpus`` → the DeviceRequest ``docker run --device nvidia.com/gpu=N`` sends (Docker >= 25)."""
+    if gpus == "none":
+        return []
+    ids = visible_devices(gpus).split(",")
+    return [
+        {"Driver": "cdi", "Count": 0, "DeviceIDs": [f"nvidia.com/gpu={i}" for i in ids], "Capabilities": None,
+         "Options": None}
+    ]  # fmt: skip
+
+
+def runtime_request(request: dict[str, Any], gpus: Any, capabilities: list[str] | None) -> dict[str, Any]:
+    """A create request that asks for GPUs the nvidia-docker way: ``--runtime=nvidia`` and env vars.
+
+    For engines older than API 1.40 (Docker < 19.03), which know no DeviceRequests.
+    """
+    out: dict[str, Any] = json.loads(json.dumps(request))
+    out["HostConfig"]["DeviceRequests"] = []
+    if gpus == "none":
+        return out
+    out["HostConfig"]["Runtime"] = "nvidia"
+    env = dict(e.split("=", 1) for e in out["Env"])
+    env["NVIDIA_VISIBLE_DEVICES"] = visible_devices(gpus)
+    if capabilities:
+        env["NVIDIA_DRIVER_CAPABILITIES"] = ",".join(capabilities)
+    out["Env"] = [f"{k}={v}" for k, v in sorted(env.items())]
+    return out
+
+
 def create_request(essence: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
     """The Engine API ``POST /containers/create`` body for an essence."""
     env = dict(essence["env"])
+    mode = essence.get("gpu_request", "auto")
     if essence["gpus"] == "none":
         env["NVIDIA_VISIBLE_DEVICES"] = "void"  # NGC images default to all GPUs
+    gpu_requests = (
+        cdi_requests(essence["gpus"]) if mode == "cdi" else device_requests(essence["gpus"], essence["capabilities"])
+    )
     host: dict[str, Any] = {
         "Init": essence["init"],
-        "DeviceRequests": device_requests(essence["gpus"], essence["capabilities"]),
+        "DeviceRequests": gpu_requests,
         "Mounts": [_mount(m) for m in essence["mounts"]],
         "Ulimits": [{"Name": n, "Soft": u["soft"], "Hard": u["hard"]} for n, u in essence["ulimits"].items()],
         "RestartPolicy": {"Name": essence["restart"]},
@@ -230,6 +275,8 @@ def create_request(essence: dict[str, Any], labels: dict[str, str]) -> dict[str,
         config["WorkingDir"] = essence["working_dir"]
     if essence["user"] is not None:
         config["User"] = essence["user"]
+    if mode == "runtime":
+        return runtime_request(config, essence["gpus"], essence["capabilities"])
     return config
 
 

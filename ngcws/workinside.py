@@ -289,6 +289,7 @@ def run_oneoff(
     tty_flag: bool | None,
     file: str | None,
     project_name: str | None,
+    preflight: bool = True,
 ) -> int:
     """A one-off container with the workspace's full spec, as ``docker run --rm``."""
     from ngcws.controller import Controller
@@ -302,6 +303,8 @@ def run_oneoff(
     controller = Controller(state, engine, console)
     desired = state.containers[name]
     controller.ensure_image(desired)
+    if preflight:
+        controller.preflight([desired])
     tty = wants_tty(tty_flag)
     request = oneoff_request(desired, command or desired.request["Cmd"], tty, interactive=True)
     container_name = f"{desired.name}-run-{os.urandom(3).hex()}"

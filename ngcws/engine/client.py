@@ -14,8 +14,11 @@ from ngcws.errors import (
     OwnershipError,
     RegistryAuthError,
 )
+from ngcws.explain import explain_start_failure
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+#: The program a probe container "runs": it does not exist, so nothing in the image ever runs.
+PROBE_PROGRAM = "/ngcws-probe-does-not-exist"
 
 
 class Engine:
@@ -28,6 +31,46 @@ class Engine:
 
     def version(self) -> dict[str, Any]:
         return dict(self._json("GET", "/version"))
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/info"))
+
+    def list_images(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/images/json"))
+
+    def running_containers(self) -> list[dict[str, Any]]:
+        """Every running container on the engine, whoever made it."""
+        return list(self._json("GET", "/containers/json", params={"filters": {"status": ["running"]}}))
+
+    def probe_start(self, image: str, host_config: Mapping[str, Any], env: list[str] | None = None) -> str:
+        """Create and start a throwaway container with ``host_config``: "" if the engine got as far as
+        running its (missing) program, else the engine's message. The container is removed.
+
+        This asks the engine itself whether it can honour GPU requests or ulimits, before a real
+        container is created or an old one stopped; nothing inside the image runs.
+        """
+        request = {
+            "Image": image,
+            "Entrypoint": [PROBE_PROGRAM],
+            "Cmd": [],
+            "Env": env or [],
+            "Labels": {"ngcws.probe": "true"},
+            "NetworkDisabled": True,
+            "HostConfig": {"NetworkMode": "none", **host_config},
+        }
+        response = self.transport.request("POST", "/containers/create", body=request)
+        if response.status >= 400:
+            return response.error_message()
+        container_id = str(response.json()["Id"])
+        try:
+            started = self.transport.request("POST", path("/containers/{}/start", container_id), timeout=None)
+            if started.status in (204, 304):
+                started.read()
+                return ""
+            message = started.error_message()
+            return "" if PROBE_PROGRAM in message else message
+        finally:
+            self.remove(container_id, force=True)
 
     def list_containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every container (running or not) carrying all of ``labels``: one call."""
@@ -80,7 +123,14 @@ class Engine:
         if response.status == 404:
             message = response.error_message()
             raise ImageNotFound(f"cannot create {name}: {message}", hint="Pull it first: `ngcws pull`.")
-        return str(self._checked(response, f"create container {name}").json()["Id"])
+        if response.status >= 400:
+            message = response.error_message()
+            raise EngineError(
+                f"the engine refused to create container {name}: {message}",
+                hint=sentence(explain_start_failure(message)),
+                status=response.status,
+            )
+        return str(response.json()["Id"])
 
     def start(self, ref: str, name: str | None = None) -> None:
         response = self.transport.request("POST", path("/containers/{}/start", ref), timeout=None)
@@ -251,21 +301,12 @@ class Engine:
 
 
 def start_error(name: str, message: str, status: int) -> ContainerStartError:
-    """Explain the start failures NGC users meet, with what to do about each."""
-    hint = None
-    if "could not select device driver" in message:
-        hint = (
-            "This engine cannot give containers GPUs: install nvidia-container-toolkit and restart "
-            "dockerd (it looks for the NVIDIA hook only at start-up), or set `gpus: none`."
-        )
-    elif "rlimit" in message and ("type 8" in message or "memlock" in message.lower()):
-        hint = (
-            "`ulimits: memlock: -1` needs a host that lets containers lock unlimited memory (dockerd with "
-            "CAP_SYS_RESOURCE and a high hard RLIMIT_MEMLOCK, as on a normal GPU server). This host does "
-            "not allow it: lower or remove the memlock ulimit here."
-        )
-    elif "unsatisfied condition: cuda" in message:
-        hint = "The host's NVIDIA driver is older than this image needs: update the driver or use an older tag."
-    elif "no such file or directory" in message and "exec" in message:
-        hint = "The command does not exist in the image."
-    return ContainerStartError(f"cannot start {name}: {message}", hint=hint, status=status)
+    """Explain the start failures NGC users meet, with what to do about each; the engine's message is kept."""
+    fix = explain_start_failure(message)
+    if fix is None and "no such file or directory" in message and "exec" in message:
+        fix = "the command does not exist in the image"
+    return ContainerStartError(f"cannot start {name}: {message}", hint=sentence(fix), status=status)
+
+
+def sentence(text: str | None) -> str | None:
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".") if text else None

@@ -24,6 +24,7 @@ class FakeWorkspace:
         self.command = None
         self.gpus: Any = "all"
         self.capabilities = None
+        self.gpu_request = "auto"
         self.shm_size: int | None = 1024**3
         self.ipc = None
         self.ulimits: dict[str, Any] = {}

@@ -1,0 +1,48 @@
+"""Engine and runtime messages NGC users meet, each with the fix a person can act on. Pure.
+
+The engine's own message is always kept beside the explanation (for reference and for searching).
+"""
+
+from __future__ import annotations
+
+INSTALL_TOOLKIT = (
+    "install nvidia-container-toolkit (https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/"
+    "latest/install-guide.html), then restart dockerd (`sudo systemctl restart docker`): dockerd looks for "
+    "the NVIDIA hook only when it starts; or set `gpus: none`"
+)
+MEMLOCK_FIX = (
+    "`ulimits: memlock: -1` needs dockerd with CAP_SYS_RESOURCE and a high hard RLIMIT_MEMLOCK (systemd "
+    "`LimitMEMLOCK=infinity`, as on a normal GPU server); this host does not allow it: lower or remove the "
+    "memlock ulimit here"
+)
+RUNTIME_FIX = (
+    "configure the nvidia runtime: `sudo nvidia-ctk runtime configure --runtime=docker`, then restart dockerd; "
+    "or use `gpu_request: device-requests`"
+)
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def explain_start_failure(message: str) -> str | None:
+    """The fix for a start/create failure NGC users meet, or None."""
+    lowered = message.lower()
+    if "could not select device driver" in lowered:
+        return INSTALL_TOOLKIT
+    if "rlimit type 8" in lowered or ("rlimit" in lowered and "memlock" in lowered):
+        return MEMLOCK_FIX
+    if "unsatisfied condition: cuda" in lowered:
+        return "the host's NVIDIA driver is older than this image needs: update the driver, or use an older image tag"
+    if "port is already allocated" in lowered or "address already in use" in lowered:
+        return "another container or program uses that host port: stop it, or map another host port in `ports:`"
+    if "no space left on device" in lowered:
+        return (
+            "the disk holding Docker's data root (or the volume) is full: free space "
+            "(`docker system df` shows what Docker keeps)"
+        )
+    if "unknown runtime specified nvidia" in lowered or "unknown or invalid runtime name: nvidia" in lowered:
+        return RUNTIME_FIX
+    if "invoking the nvidia container runtime hook directly" in lowered:
+        return "the NVIDIA runtime is in CDI mode: set `gpu_request: runtime` (or `cdi`) for this workspace"
+    return None

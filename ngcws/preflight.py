@@ -1,0 +1,311 @@
+"""Gathering the facts doctor judges, and preflight: the checks ``up`` and ``run`` make first.
+
+:class:`HostFacts` asks the engine (version, info, probe containers that test a GPU request or a
+ulimit without running anything) and, when the engine runs on this host, the host itself
+(:mod:`ngcws.hostinfo`). :func:`doctor_checks` turns them into :mod:`ngcws.doctor` verdicts;
+:func:`preflight` runs the ones that would make creation or start fail, before anything is
+stopped or removed, and raises :class:`~ngcws.errors.PreflightError` with doctor's message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ngcws import doctor as D
+from ngcws import gpuset
+from ngcws import labels as L
+from ngcws.engine import Engine
+from ngcws.errors import NgcwsError, PreflightError
+from ngcws.hostinfo import DaemonFacts, Host, HostInfo, daemon_facts, which_on_path
+from ngcws.spec import DesiredContainer, DesiredState
+
+
+def effective_gpu_request(essence: Mapping[str, Any], api_version: str | None) -> str:
+    """``gpu_request`` with ``auto`` resolved: device requests, or the runtime on engines < API 1.40."""
+    mode = str(essence.get("gpu_request", "auto"))
+    if mode != "auto":
+        return mode
+    if api_version and D.version_tuple(api_version) < D.MIN_API_DEVICE_REQUESTS:
+        return "runtime"
+    return "device-requests"
+
+
+class HostFacts:
+    """The engine's and the host's facts, each gathered at most once."""
+
+    def __init__(self, engine: Engine, host: Host | None = None, environ: Mapping[str, str] | None = None) -> None:
+        self.engine = engine
+        self.host = host or Host()
+        self.environ = os.environ if environ is None else environ
+        self._cache: dict[str, Any] = {}
+
+    def _once(self, key: str, compute: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def socket_path(self) -> str | None:
+        host = self.engine.transport.host
+        return host[len("unix://") :] if host.startswith("unix://") else None
+
+    @property
+    def local(self) -> bool:
+        """Does the engine run on this host (so that this host's driver and GPUs are its)?"""
+        return self.socket_path is not None
+
+    def version(self) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        def ask() -> tuple[dict[str, Any] | None, str | None, str | None]:
+            try:
+                return self.engine.version(), None, None
+            except NgcwsError as exc:
+                return None, exc.message, exc.hint
+
+        result: tuple[dict[str, Any] | None, str | None, str | None] = self._once("version", ask)
+        return result
+
+    def api_version(self) -> str | None:
+        version = self.version()[0]
+        return str(version.get("ApiVersion")) if version else None
+
+    def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._once("info", self.engine.info)
+        return result
+
+    def host_info(self) -> HostInfo:
+        result: HostInfo = self._once("host", lambda: self.host.discover() if self.local else HostInfo())
+        return result
+
+    def daemon(self) -> DaemonFacts | None:
+        socket = self.socket_path
+        result: DaemonFacts | None = self._once("daemon", lambda: daemon_facts(self.host, socket) if socket else None)
+        return result
+
+    def probe(self, image: str, host_config: Mapping[str, Any], env: list[str] | None = None) -> str:
+        key = "probe:" + json.dumps([image, host_config, env], sort_keys=True)
+        result: str = self._once(key, lambda: self.engine.probe_start(image, host_config, env))
+        return result
+
+    def probe_image(self, preferred: Iterable[str] = ()) -> str | None:
+        """An image to probe with: one of ``preferred`` if local, else the smallest local image."""
+        for image in preferred:
+            if self.image(image) is not None:
+                return image
+        images = [i for i in self.engine.list_images() if i.get("RepoTags") and i["RepoTags"][0] != "<none>:<none>"]
+        if not images:
+            return None
+        return str(min(images, key=lambda i: int(i.get("Size") or 0))["RepoTags"][0])
+
+    def image(self, ref: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._once("image:" + ref, lambda: self.engine.inspect_image(ref))
+        return result
+
+    def gpu_support(self, mode: str, probe_request: Mapping[str, Any] | None, image: str | None) -> D.GpuSupport:
+        """What the engine says about NVIDIA support; probed with ``probe_request`` (a create request)."""
+        info = self.info()
+        spec_dirs = info.get("CDISpecDirs")
+        cdi_specs: tuple[str, ...] = ()
+        if spec_dirs and self.local:
+            cdi_specs = tuple(nvidia_cdi_specs(self.host.root, spec_dirs))
+        daemon = self.daemon()
+        probe = None
+        if mode == "device-requests" and image is not None and probe_request is not None:
+            host_config = {"DeviceRequests": probe_request["HostConfig"].get("DeviceRequests")}
+            probe = self.probe(image, host_config, _nvidia_env(probe_request))
+        return D.GpuSupport(
+            runtimes=tuple(sorted(info.get("Runtimes") or {})),
+            default_runtime=str(info.get("DefaultRuntime") or ""),
+            cdi_spec_dirs=None if spec_dirs is None else tuple(spec_dirs),
+            cdi_specs=cdi_specs,
+            hooks_on_daemon_path=which_on_path(D.NVIDIA_HOOKS, daemon.path) if daemon and daemon.path else None,
+            toolkit_on_path=which_on_path(D.TOOLKIT_PROGRAMS) if self.local else None,
+            probe=probe,
+        )
+
+    def memlock_probe(self, image: str | None, request: Mapping[str, Any]) -> str | None:
+        if image is None:
+            return None
+        ulimits = [u for u in request["HostConfig"].get("Ulimits") or [] if u["Name"] == "memlock"]
+        return self.probe(image, {"Ulimits": ulimits}) if ulimits else None
+
+    def gpu_holders(self, exclude_directory: str | None, exclude_workspace: str | None) -> list[gpuset.Holder]:
+        """Every running container on the engine that holds GPUs, except the workspace's own."""
+        holders = []
+        for entry in self.running():
+            labels = entry.get("Labels") or {}
+            name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
+            if (
+                exclude_directory is not None
+                and labels.get(L.PROJECT_DIR) == exclude_directory
+                and labels.get(L.WORKSPACE) == exclude_workspace
+                and labels.get(L.ONEOFF) != "true"
+            ):
+                continue
+            if L.SPEC in labels:
+                try:
+                    gpus = json.loads(labels[L.SPEC]).get("gpus")
+                except ValueError:
+                    gpus = None
+                label = f"workspace {labels.get(L.WORKSPACE)!r} of project {labels.get(L.PROJECT)!r} ({name})"
+            else:
+                inspect = self.engine.inspect_container(str(entry["Id"])) or {}
+                gpus = gpuset.gpus_of_container(
+                    inspect.get("HostConfig") or {}, (inspect.get("Config") or {}).get("Env") or []
+                )
+                label = f"container {name}"
+            if gpus not in (None, "none"):
+                holders.append(gpuset.Holder(label, gpus))
+        return holders
+
+    def running(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._once("running", self.engine.running_containers)
+        return result
+
+    def index_of(self) -> dict[str, str]:
+        return {g.uuid.lower(): str(g.index) for g in self.host_info().gpus}
+
+
+def nvidia_cdi_specs(root: Path, spec_dirs: Iterable[str]) -> list[str]:
+    """NVIDIA CDI spec files (``kind: nvidia.com/gpu``) in the engine's CDI folders."""
+    found = []
+    for folder in spec_dirs:
+        base = root / folder.lstrip("/")
+        if not base.is_dir():
+            continue
+        for spec in sorted(base.iterdir()):
+            if spec.suffix in (".yaml", ".yml", ".json"):
+                try:
+                    if "nvidia.com/gpu" in spec.read_text(errors="replace"):
+                        found.append(str(Path(folder) / spec.name))
+                except OSError:
+                    continue
+    return found
+
+
+def _nvidia_env(request: Mapping[str, Any]) -> list[str]:
+    return [e for e in request.get("Env") or [] if e.startswith("NVIDIA_")]
+
+
+def gpu_notes(facts: HostFacts, desired: DesiredContainer, directory: str) -> list[str]:
+    """What a workspace's GPU request means here: a count's GPUs, and who else holds them."""
+    gpus = desired.essence["gpus"]
+    if gpus == "none":
+        return []
+    notes = []
+    count = gpuset.count_note(gpus)
+    if count:
+        notes.append(f"{desired.workspace}: {count}")
+    holders = facts.gpu_holders(directory, desired.workspace)
+    notes += gpuset.conflicts(f"workspace {desired.workspace!r}", gpus, holders, facts.index_of())
+    return notes
+
+
+# --- doctor -------------------------------------------------------------------------------------
+
+
+def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]:
+    """Every check, for the host and (with a project) each workspace."""
+    version, error, hint = facts.version()
+    checks = [D.check_engine(version, error, hint)]
+    desired = list(state.containers.values()) if state else []
+    gpus_wanted = any(d.essence["gpus"] != "none" for d in desired)
+    host = facts.host_info()
+    checks += [D.check_host(host), D.check_driver(host, gpus_wanted, facts.local), D.check_gpus(host, facts.local)]
+    if version is None:
+        return checks
+    api = facts.api_version()
+    probe_image = facts.probe_image([d.image for d in desired])
+    gpu_desired: list[DesiredContainer | None] = [d for d in desired if d.essence["gpus"] != "none"]
+    if not gpu_desired:
+        gpu_desired = [None]
+    seen_modes: set[str] = set()
+    for want in gpu_desired:
+        mode = effective_gpu_request(want.essence if want else {}, api)
+        if mode in seen_modes:
+            continue
+        seen_modes.add(mode)
+        image = want.image if want and facts.image(want.image) is not None else probe_image
+        request = want.request if want else {"HostConfig": {"DeviceRequests": _ALL_GPUS}, "Env": []}
+        check = D.check_gpu_support(facts.gpu_support(mode, request, image), mode)
+        if want is None and desired and check.verdict == D.FAIL:  # no workspace asks for GPUs
+            check = D.Check(check.name, D.WARN, check.summary, check.fix, detail=check.detail)
+        checks.append(check)
+    for want in desired:
+        checks += workspace_checks(facts, want, state.identity.directory if state else "", probe_image)
+    return checks
+
+
+_ALL_GPUS = [{"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}]
+
+
+def workspace_checks(
+    facts: HostFacts, want: DesiredContainer, directory: str, probe_image: str | None
+) -> list[D.Check]:
+    from ngcws.engine.auth import auth_header, registry_of
+
+    name = want.workspace
+    inspect = facts.image(want.image)
+    env = D.image_env(inspect) if inspect is not None else None
+    host = facts.host_info()
+    checks: list[D.Check] = []
+    gpus = want.essence["gpus"]
+    if gpus != "none":
+        checks.append(D.check_image_driver(name, want.image, env, host))
+        wanted: Any = "all" if gpus == "all" else sorted(gpuset.held(gpus, facts.index_of()))
+        checks.append(D.check_compute_capability(name, want.image, env, host, wanted))
+    checks.append(D.check_shm(name, want.essence))
+    memlock = D.check_memlock(
+        name, want.essence, facts.memlock_probe(want.image if inspect else probe_image, want.request), facts.daemon()
+    )
+    if memlock:
+        checks.append(memlock)
+    repository = want.image.split("@")[0]
+    registry = registry_of(repository)
+    try:
+        login = auth_header(repository, environ={}) is not None
+    except Exception:  # a broken credential helper: say not logged in
+        login = False
+    checks.append(
+        D.check_credentials(name, registry, login, bool(facts.environ.get("NGC_API_KEY")), inspect is not None)
+    )
+    sharing = D.check_gpu_sharing(name, gpu_notes(facts, want, directory)[1 if gpuset.count_note(gpus) else 0 :])
+    if sharing:
+        checks.append(sharing)
+    return checks
+
+
+# --- preflight ----------------------------------------------------------------------------------
+
+
+def preflight(facts: HostFacts, desired: Iterable[DesiredContainer]) -> list[D.Check]:
+    """The checks that would make creating or starting these containers fail; raises if any fails."""
+    checks: list[D.Check] = []
+    api = facts.api_version()
+    for want in desired:
+        image = want.image if facts.image(want.image) is not None else None
+        if want.essence["gpus"] != "none":
+            mode = effective_gpu_request(want.essence, api)
+            support = D.check_gpu_support(facts.gpu_support(mode, want.request, image), mode)
+            checks.append(D.Check(support.name, support.verdict, support.summary, support.fix, want.workspace))
+            if facts.local:
+                env = D.image_env(facts.image(want.image)) if image else None
+                checks.append(D.check_image_driver(want.workspace, want.image, env, facts.host_info()))
+        memlock = D.check_memlock(
+            want.workspace, want.essence, facts.memlock_probe(image, want.request), facts.daemon()
+        )
+        if memlock:
+            checks.append(memlock)
+    bad = D.failed(checks)
+    if bad:
+        first = bad[0]
+        more = "".join(f"\n  {c.workspace}: {c.summary}" for c in bad[1:])
+        raise PreflightError(
+            f"{first.workspace}: {first.summary}{more}",
+            hint=(f"{first.fix[0].upper()}{first.fix[1:]}. " if first.fix else "")
+            + "Nothing was changed. `ngcws doctor` checks the whole host; --skip-preflight overrides.",
+        )
+    return checks
