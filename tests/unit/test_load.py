@@ -128,6 +128,11 @@ def test_equivalent_spellings_give_equal_models(tmp_path: Path) -> None:
         ("    labels: {ngcws.project: x}\n", r"the ngcws. prefix is reserved"),
         ("    restart: sometimes\n", r"workspaces.train.restart: Input should be"),
         ("    working_dir: workspace\n", r"working_dir must be an absolute path"),
+        ("    gpus: [GPU-3a23c669]\n", r"'GPU-3a23c669' is not a GPU id: use .* a full UUID"),
+        ("    gpus: ['0:x']\n", r"'0:x' is not a GPU id"),
+        ("    gpu_request: cdi\n    capabilities: [utility]\n", r"capabilities do not apply to gpu_request: cdi"),
+        ("    gpu_request: runtime\n    env: {NVIDIA_VISIBLE_DEVICES: '0'}\n", r"write gpus: \[0, 1\] instead"),
+        ("    gpu_request: legacy\n", r"workspaces.train.gpu_request: Input should be 'auto'"),
     ],
 )
 def test_mistakes_name_file_line_column_and_field(tmp_path: Path, body: str, expected: str) -> None:

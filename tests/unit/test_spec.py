@@ -150,3 +150,58 @@ def test_hash_ignores_spelling_and_order_but_not_meaning(tmp_path: Path) -> None
 def test_device_requests_count_and_ids_are_exclusive() -> None:
     assert device_requests(3, None)[0]["DeviceIDs"] is None
     assert device_requests(["0"], None)[0]["Count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("yaml", "visible", "caps"),
+    [
+        ("gpus: all", "all", None),
+        ("gpus: 2", "0,1", None),
+        ("gpus: [1, 2]", "1,2", None),
+        (f"gpus: [{UUID}, 1]", f"{UUID},1", None),
+        ("gpus: all\n    capabilities: [utility]", "all", "utility"),
+    ],
+)
+def test_gpu_request_runtime_is_the_nvidia_docker_form(tmp_path: Path, yaml: str, visible: str, caps: str | None) -> None:
+    """`docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=... [-e NVIDIA_DRIVER_CAPABILITIES=...]`"""
+    request = desired_from(tmp_path, f"    {yaml}\n    gpu_request: runtime\n").request
+    env = dict(e.split("=", 1) for e in request["Env"])
+    assert request["HostConfig"]["Runtime"] == "nvidia" and request["HostConfig"]["DeviceRequests"] == []
+    assert env["NVIDIA_VISIBLE_DEVICES"] == visible and env.get("NVIDIA_DRIVER_CAPABILITIES") == caps
+
+
+def test_gpu_request_runtime_without_gpus_uses_no_runtime(tmp_path: Path) -> None:
+    request = desired_from(tmp_path, "    gpus: none\n    gpu_request: runtime\n").request
+    assert "Runtime" not in request["HostConfig"] and "NVIDIA_VISIBLE_DEVICES=void" in request["Env"]
+
+
+@pytest.mark.parametrize(
+    ("yaml", "ids"),
+    [
+        ("gpus: all", ["nvidia.com/gpu=all"]),
+        ("gpus: 2", ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]),
+        (f"gpus: [{UUID}, '0:1']", [f"nvidia.com/gpu={UUID}", "nvidia.com/gpu=0:1"]),
+    ],
+)
+def test_gpu_request_cdi_is_what_docker_run_device_sends(tmp_path: Path, yaml: str, ids: list[str]) -> None:
+    """`docker run --device nvidia.com/gpu=0`: DeviceRequest{Driver: cdi, DeviceIDs} (docker/cli opts.go)."""
+    request = desired_from(tmp_path, f"    {yaml}\n    gpu_request: cdi\n").request
+    assert request["HostConfig"]["DeviceRequests"] == [
+        {"Driver": "cdi", "Count": 0, "DeviceIDs": ids, "Capabilities": None, "Options": None}
+    ]
+
+
+def test_gpu_request_auto_keeps_the_spec_hash_of_older_files(tmp_path: Path) -> None:
+    plain = desired_from(tmp_path, "    gpus: 2\n")
+    auto = desired_from(tmp_path, "    gpus: 2\n    gpu_request: auto\n")
+    explicit = desired_from(tmp_path, "    gpus: 2\n    gpu_request: device-requests\n")
+    assert plain.spec_hash == auto.spec_hash and "gpu_request" not in plain.essence
+    assert explicit.request["HostConfig"] == plain.request["HostConfig"] and explicit.spec_hash != plain.spec_hash
+
+
+def test_auto_becomes_the_runtime_on_engines_before_api_1_40() -> None:
+    from ngcws.preflight import effective_gpu_request
+
+    assert effective_gpu_request({}, "1.39") == "runtime"
+    assert effective_gpu_request({}, "1.40") == "device-requests"
+    assert effective_gpu_request({"gpu_request": "cdi"}, "1.39") == "cdi"

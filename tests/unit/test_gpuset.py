@@ -1,0 +1,62 @@
+"""Which GPUs a request holds and who shares them (Docker does no GPU scheduling)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ngcws import gpuset
+from ngcws.gpuset import Holder
+
+UUID = "GPU-3a23c669-1f2e-4b5c-8d9e-0a1b2c3d4e5f"
+
+
+@pytest.mark.parametrize(
+    ("gpus", "expected"),
+    [("all", "all GPUs"), (2, "GPUs 0, 1"), (["3"], "GPU 3"), (["10", "2"], "GPUs 2, 10"), ("none", "no GPU")],
+)
+def test_describe(gpus: Any, expected: str) -> None:
+    assert gpuset.describe(gpus) == expected
+
+
+def test_a_count_means_the_first_gpus() -> None:
+    note = gpuset.count_note(2)
+    assert note is not None and "GPUs 0, 1" in note and "does not pick free GPUs" in note
+    assert gpuset.count_note("all") is None and gpuset.count_note(["0"]) is None
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "shared"),
+    [
+        ("all", "all", True),
+        ("all", ["3"], True),
+        (2, ["1"], True),
+        (2, ["2", "3"], False),
+        (["0"], [UUID], True),  # the same GPU, by index and by UUID (the host maps one to the other)
+        (["1"], [UUID], False),
+        ("none", "all", False),
+    ],
+)
+def test_conflicts(mine: Any, theirs: Any, shared: bool) -> None:
+    found = gpuset.conflicts("workspace 'a'", mine, [Holder("container other", theirs)], {UUID.lower(): "0"})
+    assert bool(found) is shared
+    if shared:
+        assert "container other already holds" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("host_config", "env", "gpus"),
+    [
+        ({"DeviceRequests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}, [], "all"),
+        ({"DeviceRequests": [{"Driver": "", "Count": 2, "Capabilities": [["gpu"]]}]}, [], 2),
+        ({"DeviceRequests": [{"Driver": "", "DeviceIDs": ["1", "2"], "Capabilities": [["gpu", "utility"]]}]}, [], ["1", "2"]),
+        ({"DeviceRequests": [{"Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=0"]}]}, [], ["0"]),
+        ({"Runtime": "nvidia"}, ["NVIDIA_VISIBLE_DEVICES=0,2"], ["0", "2"]),
+        ({"Runtime": "nvidia"}, [], "all"),
+        ({"Runtime": "nvidia"}, ["NVIDIA_VISIBLE_DEVICES=void"], None),
+        ({"DeviceRequests": None}, ["NVIDIA_VISIBLE_DEVICES=all"], None),  # plain runc: just a variable
+    ],
+)
+def test_gpus_of_other_containers(host_config: dict[str, Any], env: list[str], gpus: Any) -> None:
+    assert gpuset.gpus_of_container(host_config, env) == gpus
