@@ -181,7 +181,7 @@ def device_requests(gpus: Any, capabilities: list[str] | None) -> list[dict[str,
         "Driver": "",
         "Count": 0,
         "DeviceIDs": None,
-        "Capabilities": [["gpu", *(capabilities or [])]],
+        "Capabilities": [[*(capabilities or []), "gpu"]],  # docker/cli appends "gpu" (opts/gpus.go)
         "Options": {},
     }
     if gpus == "all":

@@ -252,7 +252,8 @@ def test_memlock_unlimited_is_explained(project: Workspace, testbed: dict[str, s
         return
     err = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in err
-    assert "cannot start" in err and "memlock: -1" in err and "lower or remove the memlock ulimit" in err
+    assert "memlock: -1" in err and "lower or remove the memlock ulimit" in err
+    assert project.containers() == []  # refused by the preflight: no created container left behind
 
 
 def test_ps_and_lifecycle_commands(project: Workspace, testbed: dict[str, str]) -> None:

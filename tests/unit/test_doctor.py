@@ -20,9 +20,7 @@ def host(driver: str | None = "535.104.05", cuda: str | None = "12.2", gpus: tup
     return HostInfo("Ubuntu 22.04", "x86_64", "5.15.0", driver, "proc", cuda, gpus)
 
 
-@pytest.mark.parametrize(
-    ("api", "verdict"), [("1.41", D.PASS), ("1.40", D.PASS), ("1.39", D.WARN), ("1.50", D.PASS)]
-)
+@pytest.mark.parametrize(("api", "verdict"), [("1.41", D.PASS), ("1.40", D.PASS), ("1.39", D.WARN), ("1.50", D.PASS)])
 def test_engine_version(api: str, verdict: str) -> None:
     assert D.check_engine({"Version": "x", "ApiVersion": api}, None, None).verdict == verdict
 
@@ -171,8 +169,18 @@ def test_credentials(registry: str, login: bool, key: bool, present: bool, verdi
             "nvidia-container-toolkit",
         ),
         (D.GpuSupport(probe="unsatisfied condition: cuda>=12.4, please update"), "device-requests", D.FAIL, "update"),
-        (D.GpuSupport(hooks_on_daemon_path={"nvidia-container-runtime-hook": None}), "device-requests", D.FAIL, "restart"),
-        (D.GpuSupport(hooks_on_daemon_path={"nvidia-cdi-hook": "/usr/bin/nvidia-cdi-hook"}), "device-requests", D.PASS, ""),
+        (
+            D.GpuSupport(hooks_on_daemon_path={"nvidia-container-runtime-hook": None}),
+            "device-requests",
+            D.FAIL,
+            "restart",
+        ),
+        (
+            D.GpuSupport(hooks_on_daemon_path={"nvidia-cdi-hook": "/usr/bin/nvidia-cdi-hook"}),
+            "device-requests",
+            D.PASS,
+            "",
+        ),
         (D.GpuSupport(), "device-requests", D.WARN, "ngcws pull"),
         (D.GpuSupport(runtimes=("nvidia", "runc")), "runtime", D.PASS, ""),
         (D.GpuSupport(runtimes=("runc",)), "runtime", D.FAIL, "nvidia-ctk runtime configure"),
@@ -193,10 +201,16 @@ def test_engine_gpu_support(support: D.GpuSupport, mode: str, verdict: str, word
         ('could not select device driver "" with capabilities: [[gpu]]', "nvidia-container-toolkit"),
         ("error setting rlimit type 8: operation not permitted", "memlock"),
         ("nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please update", "driver"),
-        ("driver failed programming external connectivity: Bind for 0.0.0.0:8888 failed: port is already allocated", "ports"),
+        (
+            "driver failed programming external connectivity: Bind for 0.0.0.0:8888 failed: port is already allocated",
+            "ports",
+        ),
         ("write /var/lib/docker/tmp/x: no space left on device", "full"),
         ("Unknown runtime specified nvidia", "nvidia-ctk runtime configure"),
-        ("invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported", "gpu_request"),
+        (
+            "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported",
+            "gpu_request",
+        ),
         ("something else entirely", None),
     ],
 )

@@ -50,7 +50,11 @@ def test_conflicts(mine: Any, theirs: Any, shared: bool) -> None:
     [
         ({"DeviceRequests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}, [], "all"),
         ({"DeviceRequests": [{"Driver": "", "Count": 2, "Capabilities": [["gpu"]]}]}, [], 2),
-        ({"DeviceRequests": [{"Driver": "", "DeviceIDs": ["1", "2"], "Capabilities": [["gpu", "utility"]]}]}, [], ["1", "2"]),
+        (
+            {"DeviceRequests": [{"Driver": "", "DeviceIDs": ["1", "2"], "Capabilities": [["gpu", "utility"]]}]},
+            [],
+            ["1", "2"],
+        ),
         ({"DeviceRequests": [{"Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=0"]}]}, [], ["0"]),
         ({"Runtime": "nvidia"}, ["NVIDIA_VISIBLE_DEVICES=0,2"], ["0", "2"]),
         ({"Runtime": "nvidia"}, [], "all"),

@@ -58,7 +58,9 @@ def test_proc_version_proprietary_and_open_modules() -> None:
 
 
 def test_smi_gpus_with_unavailable_values() -> None:
-    text = SMI_GPUS + f"2, Tesla T4, {UUID0[:-1]}9, 535.104.05, [N/A], 15360, [N/A], [Not Supported], 00000000:3B:00.0\n"
+    text = (
+        SMI_GPUS + f"2, Tesla T4, {UUID0[:-1]}9, 535.104.05, [N/A], 15360, [N/A], [Not Supported], 00000000:3B:00.0\n"
+    )
     gpus, driver = parse_smi_gpus(text)
     assert driver == "535.104.05"
     assert [(g.index, g.compute_capability, g.memory_used_mib, g.utilization_pct) for g in gpus] == [
@@ -125,9 +127,7 @@ esac
 """
 
 
-def test_discovery_from_a_fake_proc_tree_and_a_fake_nvidia_smi(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_discovery_from_a_fake_proc_tree_and_a_fake_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     host = fake_host(tmp_path, SMI_SCRIPT)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     info = host.discover()
@@ -165,7 +165,9 @@ def test_no_driver_no_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_failing_nvidia_smi_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    script = "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'\nexit 9\n"
+    script = (
+        "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'\nexit 9\n"
+    )
     host = fake_host(tmp_path, script, proc_version=None)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     info = host.discover()
@@ -193,7 +195,12 @@ def test_daemon_facts_from_a_fake_proc_tree(tmp_path: Path) -> None:
     (other / "cmdline").write_text("dockerd\0--host=unix:///run/other.sock\0")
     facts = daemon_facts(Host(root), "/var/run/docker.sock")
     assert facts is not None
-    assert (facts.pid, facts.memlock_hard, facts.cap_sys_resource, facts.path) == (900, 8388608, False, "/opt/hook:/usr/bin")
+    assert (facts.pid, facts.memlock_hard, facts.cap_sys_resource, facts.path) == (
+        900,
+        8388608,
+        False,
+        "/opt/hook:/usr/bin",
+    )
     other_facts = daemon_facts(Host(root), "/run/other.sock")
     assert other_facts is not None and other_facts.pid == 901
     assert daemon_facts(Host(root), "/run/none.sock") is None

@@ -45,12 +45,12 @@ GPU = {"Driver": "", "Count": 0, "DeviceIDs": None, "Capabilities": [["gpu"]], "
         (
             "--gpus all,capabilities=utility",
             "gpus: all\n    capabilities: [utility]",
-            [{**GPU, "Count": -1, "Capabilities": [["gpu", "utility"]]}],
+            [{**GPU, "Count": -1, "Capabilities": [["utility", "gpu"]]}],
         ),
         (
             "--gpus 'all,\"capabilities=compute,utility\"'",
             "capabilities: [utility, compute]",
-            [{**GPU, "Count": -1, "Capabilities": [["gpu", "compute", "utility"]]}],
+            [{**GPU, "Count": -1, "Capabilities": [["compute", "utility", "gpu"]]}],
         ),
         ("(no --gpus)", "gpus: none", []),
     ],
@@ -162,7 +162,9 @@ def test_device_requests_count_and_ids_are_exclusive() -> None:
         ("gpus: all\n    capabilities: [utility]", "all", "utility"),
     ],
 )
-def test_gpu_request_runtime_is_the_nvidia_docker_form(tmp_path: Path, yaml: str, visible: str, caps: str | None) -> None:
+def test_gpu_request_runtime_is_the_nvidia_docker_form(
+    tmp_path: Path, yaml: str, visible: str, caps: str | None
+) -> None:
     """`docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=... [-e NVIDIA_DRIVER_CAPABILITIES=...]`"""
     request = desired_from(tmp_path, f"    {yaml}\n    gpu_request: runtime\n").request
     env = dict(e.split("=", 1) for e in request["Env"])
