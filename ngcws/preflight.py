@@ -200,7 +200,12 @@ def gpu_notes(facts: HostFacts, desired: DesiredContainer, directory: str) -> li
     if count:
         notes.append(f"{desired.workspace}: {count}")
     holders = facts.gpu_holders(directory, desired.workspace)
-    notes += gpuset.conflicts(f"workspace {desired.workspace!r}", gpus, holders, facts.index_of())
+    # Only a UUID needs the host's GPU list (nvidia-smi) to be compared with an index.
+    uuids = any(
+        isinstance(g, list) and any(str(i).startswith("GPU-") for i in g) for g in [gpus, *(h.gpus for h in holders)]
+    )
+    index_of = facts.index_of() if uuids else None
+    notes += gpuset.conflicts(f"workspace {desired.workspace!r}", gpus, holders, index_of)
     return notes
 
 

@@ -42,6 +42,7 @@ def test_help_lists_every_command_and_version(tmp_path: Path) -> None:
         "shell",
         "run",
         "logs",
+        "doctor",
     ):
         assert f"\n  {command} " in out, command
     assert run("--version", cwd=tmp_path).stdout.strip() == f"ngcws {__version__}"
@@ -113,3 +114,21 @@ def test_registry_auth_header_from_ngc_api_key_and_docker_config(tmp_path: Path)
     decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     assert decoded["username"] == "$oauthtoken" and decoded["password"] == "secret"
     assert auth_header("localhost:5000/x", {"DOCKER_CONFIG": str(tmp_path)}) is None
+
+
+def test_doctor_without_an_engine_fails_with_the_fix(tmp_path: Path) -> None:
+    """Unit tests point DOCKER_HOST at a socket that does not exist: doctor says so, exit 1."""
+    result = run("doctor", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "FAIL  engine" in result.stdout
+        and "does not answer" in result.stdout
+        and "fix: Is Docker running?" in result.stdout
+    )
+    data = json.loads(run("doctor", "--format", "json", cwd=tmp_path).stdout)
+    assert data["ok"] is False and data["checks"][0]["name"] == "engine" and data["host"]["kernel"]
+
+
+def test_doctor_format_is_checked(tmp_path: Path) -> None:
+    result = run("doctor", "--format", "yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "expected text or json" in result.stderr
