@@ -139,7 +139,16 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
     runtimes = f"runtimes: {', '.join(support.runtimes) or '?'}" + (
         f" (default {support.default_runtime})" if support.default_runtime else ""
     )
-    detail = runtimes + tools
+    on_daemon = ""
+    if support.hooks_on_daemon_path is not None:
+        listed = [f"{n} ({p})" for n, p in support.hooks_on_daemon_path.items() if p]
+        on_daemon = f"; on dockerd's PATH: {', '.join(listed) or 'no NVIDIA hook'}"
+    if support.cdi_spec_dirs is None:
+        cdi = "; CDI: not in this engine (Docker 25+)"
+    else:
+        cdi = f"; CDI folders: {', '.join(support.cdi_spec_dirs) or 'disabled'}"
+        cdi += f", NVIDIA specs: {', '.join(support.cdi_specs) or 'none'}"
+    detail = runtimes + on_daemon + tools + cdi
     if mode == "runtime":
         if "nvidia" in support.runtimes:
             return Check("gpu-support", PASS, "the engine has the nvidia runtime", detail=detail)

@@ -156,7 +156,7 @@ class Console:
                 mark = f"\x1b[{ {'red': '31', 'green': '32', 'yellow': '33', 'dim': '2'}[style] }m{mark}\x1b[0m"
             where = f"{check.workspace}: " if check.workspace else ""
             print(f"{mark}  {check.name:<18} {where}{check.summary}", file=self.out)
-            if check.detail and check.verdict in ("pass", "fail") and check.name == "gpus":
+            if check.detail and check.name in ("gpus", "gpu-support"):
                 for line in check.detail.splitlines():
                     print(f"      {'':<18} {line}", file=self.out)
             if check.fix and check.verdict in ("warn", "fail"):
