@@ -81,7 +81,8 @@ class Controller:
 
         desired = self.desired(self.state.select(names))
         plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
-        notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory)]
+        every = self.desired(self.every)
+        notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory, every)]
         return Plan(plan.actions, (*plan.warnings, *notes))
 
     def preflight(self, desired: Iterable[DesiredContainer]) -> None:
@@ -115,7 +116,7 @@ class Controller:
                 from ngcws.preflight import gpu_notes
 
                 for want in making:
-                    for note in gpu_notes(self.facts, want, self.identity.directory):
+                    for note in gpu_notes(self.facts, want, self.identity.directory, self.desired(self.every)):
                         self.reporter.warning(note)
             for action in plan.actions:
                 if action.kind is not Kind.PULL:

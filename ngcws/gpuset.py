@@ -16,8 +16,9 @@ ALL = "all"
 class Holder(NamedTuple):
     """A container that holds GPUs: who it is and what it asked for (canonical ``gpus``)."""
 
-    label: str  # e.g. "project lab, workspace train (lab-train)" or "container foo"
+    label: str  # e.g. "workspace 'train' of project 'lab' (lab-train)" or "container foo"
     gpus: Any
+    verb: str = "already holds"  # or "also asks for" (a workspace of the same file)
 
 
 def held(gpus: Any, index_of: Mapping[str, str] | None = None) -> frozenset[str] | str:
@@ -81,7 +82,7 @@ def conflicts(mine: str, gpus: Any, others: Iterable[Holder], index_of: Mapping[
         if both:
             what = "all GPUs" if both == ALL else describe(sorted(both))
             out.append(
-                f"{mine} asks for {describe(gpus)}; {other.label} already holds {describe(other.gpus)}: both use {what}"
+                f"{mine} asks for {describe(gpus)}; {other.label} {other.verb} {describe(other.gpus)}: both use {what}"
             )
     return out
 

@@ -132,8 +132,8 @@ class HostFacts:
         ulimits = [u for u in request["HostConfig"].get("Ulimits") or [] if u["Name"] == "memlock"]
         return self.probe(image, {"Ulimits": ulimits}) if ulimits else None
 
-    def gpu_holders(self, exclude_directory: str | None, exclude_workspace: str | None) -> list[gpuset.Holder]:
-        """Every running container on the engine that holds GPUs, except the workspace's own."""
+    def gpu_holders(self, exclude_directory: str | None) -> list[gpuset.Holder]:
+        """Every running container on the engine that holds GPUs, except the project's own workspaces."""
         holders = []
         for entry in self.running():
             labels = entry.get("Labels") or {}
@@ -141,7 +141,6 @@ class HostFacts:
             if (
                 exclude_directory is not None
                 and labels.get(L.PROJECT_DIR) == exclude_directory
-                and labels.get(L.WORKSPACE) == exclude_workspace
                 and labels.get(L.ONEOFF) != "true"
             ):
                 continue
@@ -190,8 +189,13 @@ def _nvidia_env(request: Mapping[str, Any]) -> list[str]:
     return [e for e in request.get("Env") or [] if e.startswith("NVIDIA_")]
 
 
-def gpu_notes(facts: HostFacts, desired: DesiredContainer, directory: str) -> list[str]:
-    """What a workspace's GPU request means here: a count's GPUs, and who else holds them."""
+def gpu_notes(
+    facts: HostFacts, desired: DesiredContainer, directory: str, siblings: Iterable[DesiredContainer] = ()
+) -> list[str]:
+    """What a workspace's GPU request means here: a count's GPUs, and who else holds (or will hold) them.
+
+    ``siblings``: the project's other workspaces, compared by what the file asks of them.
+    """
     gpus = desired.essence["gpus"]
     if gpus == "none":
         return []
@@ -199,7 +203,11 @@ def gpu_notes(facts: HostFacts, desired: DesiredContainer, directory: str) -> li
     count = gpuset.count_note(gpus)
     if count:
         notes.append(f"{desired.workspace}: {count}")
-    holders = facts.gpu_holders(directory, desired.workspace)
+    holders = facts.gpu_holders(directory) + [
+        gpuset.Holder(f"workspace {s.workspace!r} of this project", s.essence["gpus"], "also asks for")
+        for s in siblings
+        if s.workspace != desired.workspace
+    ]
     # Only a UUID needs the host's GPU list (nvidia-smi) to be compared with an index.
     uuids = any(
         isinstance(g, list) and any(str(i).startswith("GPU-") for i in g) for g in [gpus, *(h.gpus for h in holders)]
@@ -240,7 +248,7 @@ def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]
             check = D.Check(check.name, D.WARN, check.summary, check.fix, detail=check.detail)
         checks.append(check)
     for want in desired:
-        checks += workspace_checks(facts, want, state.identity.directory if state else "", probe_image)
+        checks += workspace_checks(facts, want, state.identity.directory if state else "", probe_image, desired)
     return checks
 
 
@@ -248,7 +256,11 @@ _ALL_GPUS = [{"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["g
 
 
 def workspace_checks(
-    facts: HostFacts, want: DesiredContainer, directory: str, probe_image: str | None
+    facts: HostFacts,
+    want: DesiredContainer,
+    directory: str,
+    probe_image: str | None,
+    siblings: Iterable[DesiredContainer] = (),
 ) -> list[D.Check]:
     from ngcws.engine.auth import auth_header, registry_of
 
@@ -277,7 +289,8 @@ def workspace_checks(
     checks.append(
         D.check_credentials(name, registry, login, bool(facts.environ.get("NGC_API_KEY")), inspect is not None)
     )
-    sharing = D.check_gpu_sharing(name, gpu_notes(facts, want, directory)[1 if gpuset.count_note(gpus) else 0 :])
+    notes = gpu_notes(facts, want, directory, siblings)
+    sharing = D.check_gpu_sharing(name, notes[1 if gpuset.count_note(gpus) else 0 :])
     if sharing:
         checks.append(sharing)
     return checks

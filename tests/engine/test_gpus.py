@@ -257,7 +257,10 @@ def test_sharing_gpus_with_other_containers_is_warned(
     first.write(f"workspaces:\n  train:\n    image: {image}\n    gpus: [1]\n    command: [sleep, infinity]\n")
     first.ok("up")
     second = make_project(f"s{uuid.uuid4().hex[:8]}")
-    second.write(f"workspaces:\n  train:\n    image: {image}\n    gpus: 2\n    command: [sleep, infinity]\n")
+    second.write(
+        f"workspaces:\n  train:\n    image: {image}\n    gpus: 2\n    command: [sleep, infinity]\n"
+        f"  notebook:\n    image: {image}\n    gpus: [3]\n    command: [sleep, infinity]\n"
+    )
     plan = second.ok("plan")
     assert "gpus: 2 means GPUs 0, 1" in plan
     assert f"of project {first.name!r}" in plan and "already holds GPU 1: both use GPU 1" in plan, plan
@@ -282,6 +285,12 @@ def test_sharing_gpus_with_other_containers_is_warned(
     again = second.ok("plan")  # the shared engine may hold other test runs' containers too
     assert f"{rival} already holds" in again and f"{first.name}-train) already holds" in again
     assert f"({second.name}-train) already holds" not in again  # its own container is not a rival
+    second.write(
+        f"workspaces:\n  train:\n    image: {image}\n    gpus: 2\n    command: [sleep, infinity]\n"
+        f"  notebook:\n    image: {image}\n    gpus: [0]\n    command: [sleep, infinity]\n"
+    )
+    siblings = second.ok("plan")  # two workspaces of one file asking for the same GPU
+    assert "workspace 'notebook' asks for GPU 0; workspace 'train' of this project also asks for GPUs 0, 1" in siblings
 
 
 # --- engine messages translated -------------------------------------------------------------------
