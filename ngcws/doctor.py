@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ngcws.explain import INSTALL_TOOLKIT, MEMLOCK_FIX, explain_start_failure, first_line
+from ngcws.explain import INSTALL_TOOLKIT, MEMLOCK_FIX, explain_start_failure, key_phrase
 from ngcws.hostinfo import DaemonFacts, HostInfo
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -42,7 +42,8 @@ class Check:
     summary: str
     fix: str | None = None
     workspace: str | None = None
-    detail: str | None = None  # the original engine message, data behind the verdict
+    detail: str | None = None  # the data behind the verdict
+    engine_message: str | None = None  # what the engine itself said, kept for reference
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -196,14 +197,16 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
                 "the engine cannot give containers GPUs: it registered no NVIDIA device driver "
                 '(`could not select device driver "" with capabilities: [[gpu]]`)',
                 INSTALL_TOOLKIT,
-                detail=f"{support.probe}\n{detail}",
+                detail=detail,
+                engine_message=support.probe,
             )
         return Check(
             "gpu-support",
             FAIL,
-            f"the engine refused a GPU request: {first_line(support.probe)}",
+            f"the engine refused a GPU request: `{key_phrase(support.probe)}`",
             explain_start_failure(support.probe) or INSTALL_TOOLKIT,
-            detail=f"{support.probe}\n{detail}",
+            detail=detail,
+            engine_message=support.probe,
         )
     hooks = support.hooks_on_daemon_path
     if hooks is not None:
@@ -396,7 +399,6 @@ def check_memlock(
     if probe == "":
         return Check("memlock", PASS, f"the engine can set memlock to {shown}", workspace=workspace)
     if probe:
-        cause = re.search(r"error setting rlimit type \d+: [^:]+", probe)
         why = (
             f" (dockerd's hard limit is {daemon.memlock_hard} bytes, without CAP_SYS_RESOURCE)"
             if (daemon and daemon.memlock_hard not in (None, -1) and not daemon.cap_sys_resource)
@@ -406,11 +408,11 @@ def check_memlock(
             "memlock",
             FAIL,
             f"memlock {shown} cannot be honoured: the engine cannot raise RLIMIT_MEMLOCK{why} "
-            f"(`{cause.group(0) if cause else first_line(probe)}`), so the container would be created and then "
+            f"(`{key_phrase(probe)}`), so the container would be created and then "
             "fail to start",
             MEMLOCK_FIX,
             workspace,
-            detail=probe,
+            engine_message=probe,
         )
     if daemon is not None and daemon.memlock_hard is not None:
         fits = daemon.memlock_hard == -1 or (want != -1 and want <= daemon.memlock_hard)

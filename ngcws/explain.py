@@ -21,6 +21,27 @@ RUNTIME_FIX = (
 )
 
 
+_KEY_PHRASES = (
+    r'could not select device driver "[^"]*" with capabilities: \[\[[^\]]*\]\]',
+    r"error setting rlimit type \d+: [^:]+",
+    r"unsatisfied condition: [^,:]+",
+    r"Bind for \S+ failed: port is already allocated",
+    r"no space left on device",
+    r"[Uu]nknown runtime specified \S+",
+)
+
+
+def key_phrase(message: str) -> str:
+    """The part of a long engine/runtime message that says what went wrong (else its first line)."""
+    import re
+
+    for pattern in _KEY_PHRASES:
+        match = re.search(pattern, message)
+        if match:
+            return match.group(0)
+    return first_line(message)
+
+
 def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 

@@ -308,7 +308,16 @@ def preflight(facts: HostFacts, desired: Iterable[DesiredContainer]) -> list[D.C
         if want.essence["gpus"] != "none":
             mode = effective_gpu_request(want.essence, api)
             support = D.check_gpu_support(facts.gpu_support(mode, want.request, image), mode)
-            checks.append(D.Check(support.name, support.verdict, support.summary, support.fix, want.workspace))
+            checks.append(
+                D.Check(
+                    support.name,
+                    support.verdict,
+                    support.summary,
+                    support.fix,
+                    want.workspace,
+                    engine_message=support.engine_message,
+                )
+            )
             if facts.local:
                 env = D.image_env(facts.image(want.image)) if image else None
                 checks.append(D.check_image_driver(want.workspace, want.image, env, facts.host_info()))
@@ -320,9 +329,10 @@ def preflight(facts: HostFacts, desired: Iterable[DesiredContainer]) -> list[D.C
     bad = D.failed(checks)
     if bad:
         first = bad[0]
+        original = f"\n  (the engine said: {first.engine_message.strip()})" if first.engine_message else ""
         more = "".join(f"\n  {c.workspace}: {c.summary}" for c in bad[1:])
         raise PreflightError(
-            f"{first.workspace}: {first.summary}{more}",
+            f"{first.workspace}: {first.summary}{original}{more}",
             hint=(f"{first.fix[0].upper()}{first.fix[1:]}. " if first.fix else "")
             + "Nothing was changed. `ngcws doctor` checks the whole host; --skip-preflight overrides.",
         )

@@ -25,8 +25,9 @@ STATE = Path(os.environ.get("NGCWS_TESTBED_STATE", "/var/lib/ngcws-testbed"))
 
 
 class PrivateEngine:
-    def __init__(self, root: Path | None = None, gpu_stub: bool = True) -> None:
+    def __init__(self, root: Path | None = None, gpu_stub: bool = True, hook_dir: Path | None = None) -> None:
         self.gpu_stub = gpu_stub  # False: an engine without NVIDIA support, as on a host without the toolkit
+        self.hook_dir = hook_dir  # a folder with a hook of the test's own, first on dockerd's PATH
         tag = uuid.uuid4().hex[:8]
         self.root = root or STATE / "private" / tag
         self.exec_root = Path(f"/run/ngcws-pe-{tag}")  # short: unix socket paths are limited
@@ -53,7 +54,9 @@ class PrivateEngine:
             subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
         stub = STATE / "gpu-stub"
         env = dict(os.environ)
-        if stub.is_dir() and self.gpu_stub:
+        if self.hook_dir is not None:
+            env["PATH"] = f"{self.hook_dir}:{env.get('PATH', '')}"
+        elif stub.is_dir() and self.gpu_stub:
             env["PATH"] = f"{stub}:{env.get('PATH', '')}"
         env.pop("DOCKER_HOST", None)
         with self.log.open("ab") as log:

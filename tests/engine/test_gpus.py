@@ -163,6 +163,40 @@ def test_engine_without_nvidia_support_refused_before_anything_is_stopped(
         engine.destroy()
 
 
+REQUIREMENT_ERROR = (
+    "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please update your driver to a "
+    "newer version, or use an earlier cuda container"
+)
+
+
+def test_driver_too_old_for_the_image_is_refused_first(
+    project: Workspace, testbed: dict[str, str], tmp_path: Path
+) -> None:
+    """A dockerd whose NVIDIA hook refuses as libnvidia-container does when the driver is too old."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    hook = hooks / "nvidia-container-runtime-hook"
+    hook.write_text(f"#!/bin/sh\ncat >/dev/null\necho '{REQUIREMENT_ERROR}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    engine = PrivateEngine(hook_dir=hooks)
+    try:
+        engine.start()
+        engine.pull(testbed["NGCWS_TB_TINY"])
+        env = {"DOCKER_HOST": engine.host}
+        project.write(f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: all\n")
+        result = project.ngcws("up", env=env)
+        err = result.stderr.decode()
+        assert result.returncode == 1 and "unsatisfied condition: cuda>=12.8" in err, err
+        assert "update the driver" in err and "Nothing was changed" in err
+        assert engine.engine().list_containers({"ngcws.project": project.name}) == []
+        skipped = project.ngcws("up", "--skip-preflight", env=env)
+        err = skipped.stderr.decode()
+        assert skipped.returncode == 1 and "cannot start" in err and "unsatisfied condition: cuda>=12.8" in err
+        assert "hint: The host's NVIDIA driver is older than this image needs" in err, err
+    finally:
+        engine.destroy()
+
+
 def test_gpu_request_runtime_without_the_nvidia_runtime(project: Workspace, testbed: dict[str, str]) -> None:
     project.write(f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpu_request: runtime\n")
     result = project.ngcws("up")
