@@ -218,3 +218,35 @@ def test_saved_doctor_output_reparses_to_the_same_host(fixture: Path) -> None:
         assert gpus == saved.gpus
     if "smi_apps" in raw:
         assert [(a.pid, a.name) for a in parse_smi_apps(raw["smi_apps"])] == [(a.pid, a.name) for a in saved.processes]
+
+
+def test_nvml_values_are_converted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML's answers (as nvidia-ml-py returns them; no driver here, so the module is a stand-in)."""
+    import sys
+    import types
+
+    calls: list[str] = []
+    fake = types.ModuleType("pynvml")
+    memory = types.SimpleNamespace(total=85899345920, used=12618563584)
+    fake.nvmlInit = lambda: calls.append("init")  # type: ignore[attr-defined]
+    fake.nvmlShutdown = lambda: calls.append("shutdown")  # type: ignore[attr-defined]
+    fake.nvmlSystemGetDriverVersion = lambda: b"535.104.05"  # type: ignore[attr-defined]  # bytes before 11.5
+    fake.nvmlSystemGetCudaDriverVersion = lambda: 12020  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetCount = lambda: 1  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetHandleByIndex = lambda i: f"h{i}"  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetCudaComputeCapability = lambda h: (9, 0)  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetMemoryInfo = lambda h: memory  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=42)  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetName = lambda h: "NVIDIA H100 80GB HBM3"  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetUUID = lambda h: UUID0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    from ngcws.hostinfo import nvml_discover
+
+    found = nvml_discover()
+    assert found is not None
+    gpus, driver, cuda = found
+    assert (driver, cuda) == ("535.104.05", "12.2")
+    assert [(g.name, g.compute_capability, g.memory_total_mib, g.memory_used_mib, g.utilization_pct) for g in gpus] == [
+        ("NVIDIA H100 80GB HBM3", "9.0", 81920, 12034, 42)
+    ]
+    assert calls == ["init", "shutdown"]
