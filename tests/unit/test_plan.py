@@ -36,6 +36,7 @@ class FakeWorkspace:
         self.init = True
         self.labels: dict[str, str] = {}
         self.pull = "missing"
+        self.ignore_changes: list[str] = []
         self.__dict__.update(overrides)
 
 
