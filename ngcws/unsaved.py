@@ -65,7 +65,7 @@ class Change:
     kind: int  # 0 changed, 1 new, 2 deleted
     size: int | None = None
     mtime: str = ""
-    is_dir: bool = False
+    group: str = ""  # the folder it is summarised under (a new folder, site-packages), or itself
 
 
 def is_ignored(path: str, patterns: Iterable[str]) -> bool:
@@ -97,6 +97,7 @@ def candidates(raw: Sequence[dict[str, Any]], patterns: Iterable[str], mount_tar
     targets = tuple(mount_targets)
     paths = sorted(str(entry.get("Path", "")) for entry in raw)
     parents = {posixpath.dirname(p) for p in paths}
+    new = {str(entry.get("Path", "")) for entry in raw if entry.get("Kind") == 1}
     out = []
     for entry in raw:
         path, kind = str(entry.get("Path", "")), int(entry.get("Kind", 0))
@@ -106,8 +107,22 @@ def candidates(raw: Sequence[dict[str, Any]], patterns: Iterable[str], mount_tar
             continue
         if is_ignored(path, patterns):
             continue
-        out.append(Change(path, kind))
+        out.append(Change(path, kind, group=_group(path, new)))
     return sorted(out, key=lambda c: c.path)
+
+
+def _group(path: str, new: set[str]) -> str:
+    """site-packages for a package's files, else the topmost new folder above ``path``, else ``path``."""
+    packages = _packages_dir(path)
+    if packages:
+        return packages
+    group = path
+    folder = posixpath.dirname(path)
+    while folder not in ("/", ""):
+        if folder in new:
+            group = folder
+        folder = posixpath.dirname(folder)
+    return group
 
 
 def measured(changes: Sequence[Change], stats: dict[str, dict[str, Any] | None]) -> list[Change]:
@@ -123,7 +138,8 @@ def measured(changes: Sequence[Change], stats: dict[str, dict[str, Any] | None])
         mode = int(stat.get("mode") or 0)
         if mode & _DIR_BIT:
             continue  # an empty folder: nothing to lose but its name
-        out.append(Change(change.path, change.kind, int(stat.get("size") or 0), str(stat.get("mtime", ""))))
+        size, mtime = int(stat.get("size") or 0), str(stat.get("mtime", ""))
+        out.append(Change(change.path, change.kind, size, mtime, change.group))
     return out
 
 
@@ -143,18 +159,9 @@ def _packages_dir(path: str) -> str | None:
 
 def summary(changes: Sequence[Change], limit: int = 8) -> list[str]:
     """Short lines, biggest first: ``/usr/local/lib/python3.10/dist-packages: 14 new packages, 310 MB``."""
-    new_dirs = {c.path for c in changes if c.kind == 1}
     groups: dict[str, list[Change]] = {}
     for change in changes:
-        key = _packages_dir(change.path)
-        if key is None:
-            key = change.path
-            folder = posixpath.dirname(change.path)
-            while folder not in ("/", ""):
-                if folder in new_dirs:
-                    key = folder
-                folder = posixpath.dirname(folder)
-        groups.setdefault(key, []).append(change)
+        groups.setdefault(change.group or change.path, []).append(change)
     rows = []
     for key, members in groups.items():
         sizes = [c.size for c in members if c.size is not None]
