@@ -226,7 +226,7 @@ def diff(
     if not changes:
         print(f"{container.name}: no unsaved work (ignored paths: `ngcws diff --all`)", file=sys.stderr)
         return
-    counts = ", ".join(f"{sum(1 for c in changes if c.kind == k)} {KINDS[k]}" for k in (1, 0))
+    counts = ", ".join(f"{n} {KINDS[k]}" for k in (1, 0) if (n := sum(1 for c in changes if c.kind == k)))
     print(f"{container.name}: {counts} outside the mounts:", file=sys.stderr)
     for line in summary(changes):
         print(f"  {line}", file=sys.stderr)

@@ -45,7 +45,8 @@ IGNORED: tuple[str, ...] = (
     ".python_history",
     ".viminfo",
     ".lesshst",
-    "/usr/sbin/docker-init",  # the engine's, for init: true
+    "/sbin/docker-init",  # the engine's, for init: true (/usr/sbin where /sbin is a link)
+    "/usr/sbin/docker-init",
     "/etc/hostname",
     "/etc/hosts",
     "/etc/resolv.conf",

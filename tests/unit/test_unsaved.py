@@ -24,6 +24,7 @@ def raw(*entries: str) -> list[dict[str, object]]:
         "/opt/app/m.pyc",
         "/root/.bash_history",
         "/usr/sbin/docker-init",
+        "/sbin/docker-init",
         "/var/log/apt/history.log",
     ],
 )
