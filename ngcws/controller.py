@@ -258,8 +258,8 @@ class Controller:
         return [c for c in owned(observed, self.identity.directory) if wanted.get(c.workspace) == c.name]
 
     def _locked(self) -> Any:
-        def waiting() -> None:
-            self.reporter.note(f"waiting for another ngcws working on project {self.identity.project!r}...")
+        def waiting(holder: str) -> None:
+            self.reporter.note(f"waiting for {holder}, which is working on project {self.identity.project!r}...")
 
         return project_lock(self.identity.project, self.identity.directory, waiting)
 
