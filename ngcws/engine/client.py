@@ -287,7 +287,21 @@ class Engine:
             return ImageNotFound(
                 f"image {reference} was not found: {message}", hint="Check the repository and tag.", status=404
             )
-        return EngineError(f"pulling {reference} failed: {message}", status=status)
+        return EngineError(f"pulling {reference} failed: {message}", hint=_pull_hint(lowered), status=status)
+
+
+def _pull_hint(message: str) -> str | None:
+    """What to do about a pull that failed on the way; nothing was changed, so trying again is safe."""
+    again = "Nothing was changed; the next `ngcws up` tries again."
+    if "no space left on device" in message:
+        return f"The disk that holds Docker's data is full: free some space (`docker system df` shows what uses it). {again}"
+    unreachable = ("connection refused", "no such host", "i/o timeout", "deadline exceeded", "network is unreachable")
+    broke = ("unexpected eof", "connection reset", "broken pipe", "short read")
+    if any(word in message for word in unreachable) or ('/v2/":' in message and any(w in message for w in broke)):
+        return f"The registry did not answer: check its address and your network. {again}"
+    if any(word in message for word in broke):
+        return f"The connection to the registry broke during the download. {again}"
+    return None
 
 
 def start_error(name: str, message: str, status: int) -> ContainerStartError:
