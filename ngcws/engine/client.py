@@ -294,7 +294,8 @@ def _pull_hint(message: str) -> str | None:
     """What to do about a pull that failed on the way; nothing was changed, so trying again is safe."""
     again = "Nothing was changed; the next `ngcws up` tries again."
     if "no space left on device" in message:
-        return f"The disk that holds Docker's data is full: free some space (`docker system df` shows what uses it). {again}"
+        full = "The disk that holds Docker's data is full: free some space (`docker system df` shows what uses it)."
+        return f"{full} {again}"
     unreachable = ("connection refused", "no such host", "i/o timeout", "deadline exceeded", "network is unreachable")
     broke = ("unexpected eof", "connection reset", "broken pipe", "short read")
     if any(word in message for word in unreachable) or ('/v2/":' in message and any(w in message for w in broke)):
