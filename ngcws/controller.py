@@ -71,7 +71,9 @@ class Controller:
     def plan(self, names: list[str] | None, options: UpOptions) -> Plan:
         desired = self.desired(self.state.select(names))
         plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
-        return replace(plan, warnings=(*plan.warnings, *self.risks(desired)))
+        held = [] if options.force_recreate else self._holds(plan)
+        notes = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
+        return replace(plan, warnings=(*plan.warnings, *self.risks(desired), *notes))
 
     def risks(self, desired: Iterable[DesiredContainer]) -> list[str]:
         """Risky settings of these workspaces, one line each (risky.py)."""
@@ -242,11 +244,13 @@ class Controller:
 
         return replace(container, labels={**container.labels, L.IGNORE_CHANGES: json.dumps(list(want.ignore_changes))})
 
-    def _guard(self, plan: Plan, force: str, verb: str) -> None:
+    def _holds(self, plan: Plan) -> list[Hold]:
+        """What holds back the recreates and removals of ``plan`` (guard.py)."""
         doomed = [a.container for a in plan.actions if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container]
-        if not doomed:
-            return
-        found = holds(self.engine, [self._with_desired_ignores(c) for c in doomed])
+        return holds(self.engine, [self._with_desired_ignores(c) for c in doomed]) if doomed else []
+
+    def _guard(self, plan: Plan, force: str, verb: str) -> None:
+        found = self._holds(plan)
         if found and not self.reporter.confirm(found, f"{verb} anyway and lose this work?"):
             raise HeldBack(found, force=force)
 

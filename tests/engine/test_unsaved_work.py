@@ -54,6 +54,8 @@ def test_recreate_with_unsaved_work_is_refused_without_a_terminal(project: Works
     before = one(project)["Id"]
     inside(project, "echo weights > /root/ckpt.pt; echo hi > /workspace/kept-anyway.txt")
     project.write(yaml(testbed, "    shm_size: 128m\n"))
+    plan = project.ok("plan")  # plan says so beforehand
+    assert "recreate   train: shm_size" in plan and "held back: train:" in plan and "/root/ckpt.pt" in plan
     result = project.ngcws("up")
     err = result.stderr.decode()
     assert result.returncode == 1, err
