@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import select
 import signal
 import struct
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ngcws.engine import Engine
-from tests.conftest import NGCWS, Workspace
+from tests.conftest import NGCWS, Workspace, read_terminal
 
 
 @pytest.fixture
@@ -130,18 +129,7 @@ def _pty_run(
     if send:
         time.sleep(1.0)
         os.write(master, send)
-    output = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
+    output = read_terminal(master)
     os.close(master)
     return proc.wait(timeout=30), output
 

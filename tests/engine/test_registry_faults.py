@@ -8,7 +8,6 @@ disk a private engine keeps its data on a small filesystem of its own.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import Workspace, running
 from tests.engine.test_reconcile import _build_layered
 from tests.private_engine import PrivateEngine
 from tests.private_registry import CuttingProxy, PrivateRegistry
@@ -45,13 +44,8 @@ def registry(testbed: dict[str, str]) -> Iterator[PrivateRegistry]:
 
 @pytest.fixture
 def one_try_engine(testbed: dict[str, str]) -> Iterator[PrivateEngine]:
-    engine = PrivateEngine(args=("--max-download-attempts=1",))
-    try:
-        engine.start()
-        engine.pull(testbed["NGCWS_TB_TINY"])
+    with running(PrivateEngine(args=("--max-download-attempts=1",)), testbed) as engine:
         yield engine
-    finally:
-        engine.destroy()
 
 
 def _running(engine: PrivateEngine, project: Workspace) -> str:
@@ -122,10 +116,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_disk_full_during_a_pull(project: Workspace, testbed: dict[str, str], small_disk: Path) -> None:
-    engine = PrivateEngine(data_root=small_disk / f"docker-{uuid.uuid4().hex[:6]}")
-    try:
-        engine.start()
-        engine.pull(testbed["NGCWS_TB_TINY"])
+    with running(PrivateEngine(data_root=small_disk / f"docker-{uuid.uuid4().hex[:6]}"), testbed) as engine:
         env = {"DOCKER_HOST": engine.host}
         project.write(yaml(testbed["NGCWS_TB_TINY"]))
         project.ok("up", env=env)
@@ -143,9 +134,6 @@ def test_disk_full_during_a_pull(project: Workspace, testbed: dict[str, str], sm
         result = project.ngcws("up", env=env)
         assert result.returncode == 0, result.stderr
         assert _running(engine, project) != before
-    finally:
-        with contextlib.suppress(Exception):
-            engine.destroy()
 
 
 def _free(path: Path) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from ngcws import labels as L
 from ngcws.engine import Engine
-from tests.conftest import NGCWS, Workspace
+from tests.conftest import NGCWS, Workspace, read_terminal
 
 SITE = "/usr/local/lib/python3.11/dist-packages"
 
@@ -48,12 +47,17 @@ def snapshots(project: Workspace) -> Iterator[None]:
             engine.transport.request("DELETE", f"/images/{image['Id']}", params={"force": True}).read()
 
 
-def test_recreate_with_unsaved_work_is_refused_without_a_terminal(project: Workspace, testbed: dict[str, str]) -> None:
+def work_then_edit(project: Workspace, testbed: dict[str, str], script: str) -> str:
+    """Up, do ``script`` inside, then change the file so that `up` would recreate; the container id."""
     project.write(yaml(testbed))
     project.ok("up")
-    before = one(project)["Id"]
-    inside(project, "echo weights > /root/ckpt.pt; echo hi > /workspace/kept-anyway.txt")
+    inside(project, script)
     project.write(yaml(testbed, "    shm_size: 128m\n"))
+    return str(one(project)["Id"])
+
+
+def test_recreate_with_unsaved_work_is_refused_without_a_terminal(project: Workspace, testbed: dict[str, str]) -> None:
+    before = work_then_edit(project, testbed, "echo weights > /root/ckpt.pt; echo hi > /workspace/kept-anyway.txt")
     plan = project.ok("plan")  # plan says so beforehand
     assert "recreate   train: shm_size" in plan and "held back: train:" in plan and "/root/ckpt.pt" in plan
     result = project.ngcws("up")
@@ -157,27 +161,21 @@ def _ask(args: list[str], cwd: Any, answer: bytes) -> tuple[int, str]:
     master, slave = pty.openpty()
     proc = subprocess.Popen(args, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
-    output = b""
-    while select.select([master], [], [], 60)[0]:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-        if output.rstrip().endswith(b"[y/N]"):
-            os.write(master, answer)
+    asked = {"done": False}
+
+    def respond(output: bytes) -> bytes | None:
+        if asked["done"] or not output.rstrip().endswith(b"[y/N]"):
+            return None
+        asked["done"] = True
+        return answer
+
+    output = read_terminal(master, 60, respond)
     os.close(master)
     return proc.wait(timeout=60), output.decode(errors="replace")
 
 
 def test_on_a_terminal_up_asks(project: Workspace, testbed: dict[str, str]) -> None:
-    project.write(yaml(testbed))
-    project.ok("up")
-    before = one(project)["Id"]
-    inside(project, "echo weights > /root/ckpt.pt")
-    project.write(yaml(testbed, "    shm_size: 128m\n"))
+    before = work_then_edit(project, testbed, "echo weights > /root/ckpt.pt")
     status, output = _ask([*NGCWS, "up"], project.dir, b"n\n")
     assert status == 1 and "/root/ckpt.pt" in output and "recreate anyway and lose this work? [y/N]" in output
     assert one(project)["Id"] == before
