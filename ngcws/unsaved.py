@@ -225,11 +225,26 @@ def mount_targets_of(container: ObservedContainer) -> list[str]:
     return [str(m.get("target", "")) for m in essence.get("mounts") or [] if isinstance(m, dict)]
 
 
+def to_measure(changes: Sequence[Change], limit: int = MAX_STATS) -> list[str]:
+    """Which paths to measure: taken from each group in turn, so every group gets a size."""
+    groups: dict[str, list[str]] = {}
+    for change in changes:
+        groups.setdefault(change.group or change.path, []).append(change.path)
+    chosen: list[str] = []
+    queues = list(groups.values())
+    while queues and len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+        queues = [q for q in queues if q]
+    return chosen
+
+
 def measure(engine: Engine, container: ObservedContainer) -> list[Change]:
     """The container's unsaved work, measured (up to :data:`MAX_STATS` paths)."""
     raw = engine.changes(container.id)
     found = candidates(raw, patterns_of(container), mount_targets_of(container))
-    stats = {c.path: engine.stat_path(container.id, c.path) for c in found[:MAX_STATS]}
+    stats = {path: engine.stat_path(container.id, path) for path in to_measure(found)}
     return measured(found, stats)
 
 
@@ -256,5 +271,10 @@ def unsaved_work(engine: Engine, container: ObservedContainer) -> Hold | None:
         return Hold(ws, f"the engine cannot say what changed in {container.name}: {exc.message}", remedy)
     if not changes or saved(engine, container, changes):
         return None
-    lines = "\n".join(f"    {line}" for line in summary(changes))
+    rows = summary(changes)
+    if any(c.size is None for c in changes):  # not all measured: the layer's size bounds them
+        total = engine.writable_size(container.id)
+        if total is not None:
+            rows.append(f"(the whole writable layer, noise included: {format_bytes(total)})")
+    lines = "\n".join(f"    {line}" for line in rows)
     return Hold(ws, f"{container.name} has changes outside its mounts, not saved anywhere:\n{lines}", remedy)

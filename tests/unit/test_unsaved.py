@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from ngcws.unsaved import IGNORED, Change, candidates, digest, format_bytes, is_ignored, measured, summary
+from ngcws.unsaved import (
+    IGNORED,
+    Change,
+    candidates,
+    digest,
+    format_bytes,
+    is_ignored,
+    measured,
+    summary,
+    to_measure,
+)
 
 SITE = "/usr/local/lib/python3.10/dist-packages"
 
@@ -103,3 +113,11 @@ def test_digest_changes_with_any_file() -> None:
 
 def test_format_bytes() -> None:
     assert [format_bytes(n) for n in (3, 4200, 310_000_000, 2 * 10**12)] == ["3 B", "4.2 kB", "310 MB", "2.0 TB"]
+
+
+def test_every_group_gets_measured_before_any_gets_more() -> None:
+    many = [Change(f"/opt/x/f{i:04}", 1, group="/opt/x") for i in range(1000)]
+    packages = [Change(f"{SITE}/p{i}-1.0.dist-info/RECORD", 1, group=SITE) for i in range(20)]
+    chosen = to_measure([*many, *packages, Change("/root/ckpt.pt", 1, group="/root/ckpt.pt")], limit=30)
+    assert len(chosen) == 30 and "/root/ckpt.pt" in chosen
+    assert sum(p.startswith(SITE) for p in chosen) == 14 and sum(p.startswith("/opt/x") for p in chosen) == 15
