@@ -8,17 +8,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws import labels as L
 from ngcws.engine import Engine
 from ngcws.errors import HeldBack, NgcwsError, UsageError
-from ngcws.guard import Hold, holds
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
 from ngcws.spec import DesiredContainer, DesiredState, Invoker
-from ngcws.unsaved import Change
+
+if TYPE_CHECKING:  # the guard is imported only when something would be destroyed: no-op up stays lean
+    from ngcws.guard import Hold
+    from ngcws.unsaved import Change
 from ngcws.values import split_image
 
 
@@ -247,7 +249,11 @@ class Controller:
     def _holds(self, plan: Plan) -> list[Hold]:
         """What holds back the recreates and removals of ``plan`` (guard.py)."""
         doomed = [a.container for a in plan.actions if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container]
-        return holds(self.engine, [self._with_desired_ignores(c) for c in doomed]) if doomed else []
+        if not doomed:
+            return []
+        from ngcws.guard import holds
+
+        return holds(self.engine, [self._with_desired_ignores(c) for c in doomed])
 
     def _guard(self, plan: Plan, force: str, verb: str) -> None:
         found = self._holds(plan)
