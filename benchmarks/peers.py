@@ -79,7 +79,7 @@ def converged() -> Iterator[Peers]:
             subprocess.run(up, check=True, capture_output=True)
         yield peers
     finally:
-        subprocess.run([*peers.ngcws, "down"], cwd=peers.ngcws_dir, capture_output=True)
+        subprocess.run([*peers.ngcws, "down", "--force"], cwd=peers.ngcws_dir, capture_output=True)
         if peers.compose_dir:
             subprocess.run(["docker-compose", "down", "-t", "1"], cwd=peers.compose_dir, capture_output=True)
         if peers.devcontainer_dir:

@@ -206,11 +206,53 @@ def down(
     ctx: typer.Context,
     volumes: Annotated[bool, typer.Option("-v", "--volumes", help="Also remove the project's named volumes")] = False,
     remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove even containers holding unsaved work (see `ngcws diff`)")
+    ] = False,
 ) -> None:
     """Stop and remove the project's containers. Bind-mounted host folders are never touched."""
-    result = _controller(ctx).down(remove_orphans, volumes)
+    result = _controller(ctx).down(remove_orphans, volumes, force)
     if not result.actions:
         print("nothing to remove", file=sys.stderr)
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    workspace: Annotated[str | None, typer.Argument(help="Workspace (default: the first)", show_default=False)] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every change the engine lists, ignored ones too")] = False,
+) -> None:
+    """What changed in the workspace container's filesystem outside its mounts (what a recreate loses)."""
+    from ngcws.unsaved import KINDS, summary
+
+    container, changes, raw = _controller(ctx).diff(workspace)
+    if all_:
+        for entry in sorted(raw, key=lambda e: str(e.get("Path"))):
+            print(f"{'CAD'[int(entry.get('Kind', 0))]} {entry.get('Path')}")
+        return
+    for change in changes:
+        print(f"{'CAD'[change.kind]} {change.path}")
+    if not changes:
+        print(f"{container.name}: no unsaved work (ignored paths: `ngcws diff --all`)", file=sys.stderr)
+        return
+    counts = ", ".join(f"{n} {KINDS[k]}" for k in (1, 0) if (n := sum(1 for c in changes if c.kind == k)))
+    print(f"{container.name}: {counts} outside the mounts:", file=sys.stderr)
+    for line in summary(changes):
+        print(f"  {line}", file=sys.stderr)
+
+
+@app.command()
+def snapshot(
+    ctx: typer.Context,
+    workspace: Annotated[str | None, typer.Argument(help="Workspace (default: the first)", show_default=False)] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="TAG, or a whole REPOSITORY:TAG (default: ngcws-snapshot/NAME:TIME)")
+    ] = None,
+) -> None:
+    """Save a workspace container's filesystem as a local image, so a recreate loses nothing."""
+    reference = _controller(ctx).snapshot(workspace, tag)
+    print(f"saved as {reference}; to use it, put this line in the workspace in ngcws.yaml:", file=sys.stderr)
+    print(f"image: {reference}")
 
 
 @app.command()

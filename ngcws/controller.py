@@ -8,15 +8,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws import labels as L
 from ngcws.engine import Engine
-from ngcws.errors import NgcwsError
+from ngcws.errors import HeldBack, NgcwsError, UsageError
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
 from ngcws.spec import DesiredContainer, DesiredState, Invoker
+
+if TYPE_CHECKING:  # the guard is imported only when something would be destroyed: no-op up stays lean
+    from ngcws.guard import Hold
+    from ngcws.unsaved import Change
 from ngcws.values import split_image
 
 
@@ -25,6 +29,7 @@ class Reporter(Protocol):
     def progress(self, workspace: str, message: dict[str, Any]) -> None: ...
     def note(self, text: str) -> None: ...
     def warning(self, text: str) -> None: ...
+    def confirm(self, holds: list[Hold], question: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,26 @@ class Controller:
         plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
         every = self.desired(self.every)
         notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory, every)]
-        return Plan(plan.actions, (*plan.warnings, *notes))
+        held = [] if options.force_recreate else self._holds(plan)
+        holds = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
+        return Plan(plan.actions, (*plan.warnings, *notes, *self.risks(desired), *holds))
 
     def preflight(self, desired: Iterable[DesiredContainer]) -> None:
         """Refuse, before anything is stopped or removed, what creation or start would refuse."""
         from ngcws.preflight import preflight
 
         preflight(self.facts, desired)
+
+    def risks(self, desired: Iterable[DesiredContainer]) -> list[str]:
+        """Risky settings of these workspaces, one line each (risky.py)."""
+        from ngcws.risky import findings
+
+        home = os.path.expanduser("~")
+        return [
+            f"risky: {want.workspace}: {text}"
+            for want in desired
+            for text in findings(want.essence, self.identity.directory, home)
+        ]
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -110,7 +128,7 @@ class Controller:
             making = [a.desired for a in plan.actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired]
             if making and preflight:
                 self.preflight(making)
-            for warning in plan.warnings:
+            for warning in (*plan.warnings, *self.risks(making)):
                 self.reporter.warning(warning)
             if making:
                 from ngcws.preflight import gpu_notes
@@ -118,17 +136,21 @@ class Controller:
                 for want in making:
                     for note in gpu_notes(self.facts, want, self.identity.directory, self.desired(self.every)):
                         self.reporter.warning(note)
+            if not options.force_recreate:
+                self._guard(plan, "ngcws up --force-recreate", "recreate")
             for action in plan.actions:
                 if action.kind is not Kind.PULL:
                     self._apply(action)
         return plan
 
-    def down(self, remove_orphans: bool, volumes: bool) -> Plan:
+    def down(self, remove_orphans: bool, volumes: bool, force: bool = False) -> Plan:
         with self._locked():
             observed = self.observe([])
             plan = plan_down(observed, self.identity.directory, remove_orphans, self.every)
             for warning in plan.warnings:
                 self.reporter.warning(warning)
+            if not force:
+                self._guard(plan, "ngcws down --force", "remove")
             for action in plan.actions:
                 self._apply(action, volumes=volumes)
             if volumes:
@@ -224,6 +246,67 @@ class Controller:
             )
         return rows
 
+    # --- keeping work -------------------------------------------------------------------------
+
+    def find(self, workspace: str | None) -> ObservedContainer:
+        """This folder's container of ``workspace`` (default: the first), orphans included."""
+        name = workspace or self.every[0]
+        ours = [c for c in owned(self.observe([]), self.identity.directory) if c.workspace == name]
+        if not ours:
+            if name not in self.state.containers:
+                self.state.select([name])  # raises: no such workspace
+            raise UsageError(f"workspace {name!r} has no container; nothing to show or save")
+        wanted = self.state.containers[name].name if name in self.state.containers else ""
+        return sorted(ours, key=lambda c: (c.name != wanted, -c.created))[0]
+
+    def diff(self, workspace: str | None) -> tuple[ObservedContainer, list[Change], list[dict[str, Any]]]:
+        """The unsaved work of a workspace's container, and the engine's full change list."""
+        from ngcws.unsaved import measure
+
+        container = self._with_desired_ignores(self.find(workspace))
+        return container, measure(self.engine, container), self.engine.changes(container.id)
+
+    def snapshot(self, workspace: str | None, tag: str | None) -> str:
+        """Commit the workspace's container to a local image; return its reference."""
+        import time
+
+        from ngcws.unsaved import digest, measure
+
+        container = self._with_desired_ignores(self.find(workspace))
+        if tag and ("/" in tag or ":" in tag):
+            repository, tag = split_image(tag)  # a whole reference
+        else:
+            repository = f"ngcws-snapshot/{container.name.lower()}"
+            tag = tag or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        state = digest(measure(self.engine, container))
+        labels = {key: "" for key in container.labels if key.startswith("ngcws.")}  # never adopted
+        labels.update({L.SNAPSHOT_OF: container.id, L.SNAPSHOT_DIGEST: state})
+        self.engine.commit(container.id, repository, tag, f"ngcws snapshot of {container.name}", labels)
+        return f"{repository}:{tag}"
+
+    def _with_desired_ignores(self, container: ObservedContainer) -> ObservedContainer:
+        """The container, with the ``ignore_changes`` the file says now (not those at its creation)."""
+        want = self.state.containers.get(container.workspace)
+        if want is None:
+            return container
+        import json
+
+        return replace(container, labels={**container.labels, L.IGNORE_CHANGES: json.dumps(list(want.ignore_changes))})
+
+    def _holds(self, plan: Plan) -> list[Hold]:
+        """What holds back the recreates and removals of ``plan`` (guard.py)."""
+        doomed = [a.container for a in plan.actions if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container]
+        if not doomed:
+            return []
+        from ngcws.guard import holds
+
+        return holds(self.engine, [self._with_desired_ignores(c) for c in doomed])
+
+    def _guard(self, plan: Plan, force: str, verb: str) -> None:
+        found = self._holds(plan)
+        if found and not self.reporter.confirm(found, f"{verb} anyway and lose this work?"):
+            raise HeldBack(found, force=force)
+
     # --- applying -----------------------------------------------------------------------------
 
     def _containers(self, names: list[str]) -> list[ObservedContainer]:
@@ -232,34 +315,47 @@ class Controller:
         return [c for c in owned(observed, self.identity.directory) if wanted.get(c.workspace) == c.name]
 
     def _locked(self) -> Any:
-        def waiting() -> None:
-            self.reporter.note(f"waiting for another ngcws working on project {self.identity.project!r}...")
+        def waiting(holder: str) -> None:
+            self.reporter.note(f"waiting for {holder}, which is working on project {self.identity.project!r}...")
 
         return project_lock(self.identity.project, self.identity.directory, waiting)
 
     def _apply(self, action: Action, volumes: bool = False) -> None:
+        """One action; every engine write is a step (see :func:`_step`)."""
         self.reporter.action(action)
         kind, want, current = action.kind, action.desired, action.container
         if kind is Kind.PULL:
             assert want is not None
             self._pull(want)
+            _step()
         elif kind is Kind.CREATE:
             assert want is not None
             self._create(want, want.name)
+            _step()
         elif kind is Kind.START:
             ref = current.id if current else want.name if want else ""
             self.engine.start(ref, want.name if want else ref)
+            _step()
         elif kind is Kind.RECREATE:
+            # Each step leaves a state the next `up` repairs: the new container is created under
+            # a temporary name and only started once it carries the workspace's name.
             assert want is not None and current is not None
             new_id = self._create(want, f"{current.id[:12]}_{want.name}")
+            _step()
             self.engine.stop(current.id)
+            _step()
             self.engine.remove(current.id, force=True)
+            _step()
             self.engine.rename(new_id, want.name)
+            _step()
             self.engine.start(new_id, want.name)
+            _step()
         elif kind is Kind.REMOVE:
             assert current is not None
             self.engine.stop(current.id)
+            _step()
             self.engine.remove(current.id, force=True, volumes=volumes)
+            _step()
 
     def _pull(self, want: DesiredContainer) -> None:
         from ngcws.engine.auth import auth_header
@@ -308,3 +404,21 @@ class Controller:
         files["home"] = (None, 0, 0, 0o755)
         files[user.home.lstrip("/")] = (None, user.uid, user.gid, 0o755)
         self.engine.put_files(container_id, files)
+
+
+_STEPS = {"done": 0}
+
+
+def _step() -> None:
+    """For tests only: ``NGCWS_TEST_STEP=interrupt:N`` (or ``stop:N``) sends this process SIGINT
+    (or SIGSTOP) right after its Nth engine write, so a test can interrupt ``up``, or kill the
+    engine, at an exact step without racing it."""
+    setting = os.environ.get("NGCWS_TEST_STEP")
+    if not setting:
+        return
+    import signal
+
+    _STEPS["done"] += 1
+    what, _, number = setting.partition(":")
+    if str(_STEPS["done"]) == number:
+        os.kill(os.getpid(), signal.SIGSTOP if what == "stop" else signal.SIGINT)

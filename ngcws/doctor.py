@@ -66,7 +66,9 @@ def version_tuple(text: str | None) -> tuple[int, ...]:
 
 def check_engine(version: Mapping[str, Any] | None, error: str | None, hint: str | None) -> Check:
     if version is None:
-        return Check("engine", FAIL, f"the Docker engine does not answer: {error}", hint or "start Docker")
+        said = error or "no answer"
+        text = said if said.startswith("the Docker engine") else f"the Docker engine does not answer: {said}"
+        return Check("engine", FAIL, text, hint or "start Docker")
     server = str(version.get("Version", "?"))
     api = str(version.get("ApiVersion", "?"))
     summary = f"Docker engine {server} (API {api}, {version.get('Os', '?')}/{version.get('Arch', '?')})"

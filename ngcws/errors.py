@@ -12,6 +12,7 @@ reaches the user as a traceback.
   x LockError                     exit 1  the project lock cannot be taken
     + LockTimeout                 exit 1  another ngcws holds this project's lock for too long
   x NotRunning                    exit 1  exec/shell on a workspace that is not running
+  x HeldBack                      exit 1  a recreate or removal would destroy something (guard.py)
   x EngineError                   exit 1  the Docker engine refused or failed a request
     + EngineUnavailable           exit 1  no engine answers on DOCKER_HOST / the socket
     + ImageNotFound               exit 1  the image (or its tag) does not exist, locally or remotely
@@ -21,6 +22,9 @@ reaches the user as a traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class NgcwsError(Exception):
@@ -67,6 +71,22 @@ class LockTimeout(LockError):
 
 class NotRunning(NgcwsError):
     """The workspace has no running container."""
+
+
+class HeldBack(NgcwsError):
+    """The guard (:mod:`ngcws.guard`) holds back a recreate or removal; ``holds`` says why."""
+
+    def __init__(self, holds: Sequence[Any], *, force: str) -> None:
+        lines = []
+        for hold in holds:
+            lines.append(f"{hold.workspace}: {hold.reason}")
+            lines.append(f"  {hold.remedy}")
+        names = ", ".join(sorted({hold.workspace for hold in holds}))
+        super().__init__(
+            f"held back: {names} would lose work\n" + "\n".join(lines),
+            hint=f"Nothing was changed. To go ahead and lose it: `{force}`.",
+        )
+        self.holds = tuple(holds)
 
 
 class EngineError(NgcwsError):

@@ -9,6 +9,9 @@ CONFIG_FILE = "ngcws.config-file"
 VERSION = "ngcws.version"
 SPEC = "ngcws.spec"  # the canonical essence, JSON: lets `plan` say which field changed
 SPEC_HASH = "ngcws.spec-hash"
+IGNORE_CHANGES = "ngcws.ignore-changes"  # the workspace's ignore_changes, JSON (not part of the spec)
+SNAPSHOT_OF = "ngcws.snapshot-of"  # on a snapshot image: the container id it was committed from
+SNAPSHOT_DIGEST = "ngcws.snapshot-digest"  # on a snapshot image: the state of the work it saved
 ONEOFF = "ngcws.oneoff"  # "true" on `ngcws run` containers: never drift, never orphans
 
 

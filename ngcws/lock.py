@@ -1,4 +1,9 @@
-"""A per-project lock, so two ngcws processes never race on one project's containers."""
+"""A per-project lock, so two ngcws processes never race on one project's containers.
+
+It is an ``flock``: the kernel releases it when its holder ends, however it ends (even SIGKILL),
+so a lock file left behind never blocks anyone. The holder writes its pid and command into the
+file, so a waiting ngcws can say what it waits for.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,8 @@ LOCK_DIR = os.path.join(tempfile.gettempdir(), "ngcws-locks")
 
 
 @contextlib.contextmanager
-def project_lock(project: str, directory: str, on_wait: Callable[[], None], timeout: float = 300) -> Iterator[None]:
-    """Hold the lock of (project, folder); call ``on_wait`` once if another process holds it."""
+def project_lock(project: str, directory: str, on_wait: Callable[[str], None], timeout: float = 300) -> Iterator[None]:
+    """Hold the lock of (project, folder); call ``on_wait(holder)`` once if another process holds it."""
     digest = hashlib.sha256(f"{project}\0{directory}".encode()).hexdigest()[:16]
     path = os.path.join(LOCK_DIR, f"{project}-{digest}.lock")
     try:
@@ -34,7 +39,7 @@ def project_lock(project: str, directory: str, on_wait: Callable[[], None], time
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            on_wait()
+            on_wait(_holder(fd))
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -47,6 +52,7 @@ def project_lock(project: str, directory: str, on_wait: Callable[[], None], time
                             hint=f"If no other ngcws is running, remove {path}.",
                         ) from None
                     time.sleep(0.1)
+        _claim(fd)
         yield
     finally:
         os.close(fd)
@@ -59,3 +65,24 @@ def _share(path: str, mode: int) -> None:
             os.chmod(path, mode)
     except OSError:
         pass
+
+
+def _claim(fd: int) -> None:
+    """Say who holds the lock: ``pid command``."""
+    import sys
+
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} ngcws {' '.join(sys.argv[1:])}"[:200].encode(), 0)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as the holder wrote it: ``ngcws up (pid 1234)``."""
+    try:
+        text = os.pread(fd, 256, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    pid, _, command = text.partition(" ")
+    if not pid.isdigit():
+        return "another ngcws"
+    return f"`{command.strip() or 'ngcws'}` (pid {pid})"

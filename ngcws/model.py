@@ -260,6 +260,11 @@ class Workspace(_Strict):
     labels: Annotated[
         dict[str, str], PlainValidator(_labels, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
     ] = Field(default_factory=dict)
+    ignore_changes: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Paths in the container whose changes are never work to keep (added to the built-in list: "
+        "caches, /tmp, bytecode); '/opt/scratch' from the root, '*.log' by name. See docs/safety.md",
+    )
 
     #: The env names whose values came from an env_file (secret, see ngcws.redact).
     _from_env_file: frozenset[str] = PrivateAttr(default=frozenset())

@@ -163,6 +163,8 @@ def recreate_reason(
     """Why ``current`` must be replaced to become ``want``, or None if it need not be."""
     if options.force_recreate:
         return "--force-recreate"
+    if current.name != want.name:
+        return f"{current.name} is a temporary name left by an interrupted recreate"
     if current.spec_hash != want.spec_hash:
         changes = describe_changes(current.essence, want.essence)
         return "; ".join(changes) if changes else "created by another ngcws version"

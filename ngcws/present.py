@@ -48,6 +48,17 @@ class Console:
         self._stop_progress()
         print(self._paint("warning:", "yellow") + " " + text, file=self.err, flush=True)
 
+    def confirm(self, holds: Sequence[Any], question: str) -> bool:
+        """Ask on a terminal; without one the answer is no (the caller refuses)."""
+        if not (sys.stdin.isatty() and self.err.isatty()):
+            return False
+        self._stop_progress()
+        for hold in holds:
+            print(self._paint("held back:", "yellow") + f" {hold.workspace}: {hold.reason}", file=self.err)
+            print(f"  {hold.remedy}", file=self.err)
+        print(f"{question} [y/N] ", end="", file=self.err, flush=True)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
     def progress(self, workspace: str, message: dict[str, Any]) -> None:
         """Pull progress: per-layer bars on a terminal, one line per layer status change otherwise."""
         layer, status = str(message.get("id", "")), str(message.get("status", ""))

@@ -57,6 +57,7 @@ class DesiredContainer(NamedTuple):
     host_user: Invoker | None = None
     volumes: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()  # env names whose values are secret: digests in essence and labels
+    ignore_changes: tuple[str, ...] = ()  # unsaved.py: never work to keep (not part of the spec)
 
 
 class DesiredState(NamedTuple):
@@ -93,7 +94,12 @@ class DesiredState(NamedTuple):
         for name, c in data["containers"].items():
             user = c.pop("host_user")
             containers[name] = DesiredContainer(
-                **{**c, "volumes": tuple(c["volumes"]), "secret_env": tuple(c.get("secret_env", ()))},
+                **{
+                    **c,
+                    "volumes": tuple(c["volumes"]),
+                    "secret_env": tuple(c.get("secret_env", ())),
+                    "ignore_changes": tuple(c.get("ignore_changes", ())),
+                },
                 host_user=Invoker(**user) if user else None,
             )
         return cls(Identity(**data["identity"]), tuple(data["workspaces"]), containers)
@@ -309,6 +315,7 @@ def desired_container(
         L.VERSION: __version__,
         L.SPEC: canonical_json(essence),
         L.SPEC_HASH: spec_hash,
+        L.IGNORE_CHANGES: json.dumps(list(workspace.ignore_changes)),
     }
     volumes = tuple(m["source"] for m in essence["mounts"] if m["type"] == "volume" and m["source"])
     return DesiredContainer(
@@ -322,6 +329,7 @@ def desired_container(
         host_user=invoker if workspace.user == "host" else None,
         volumes=volumes,
         secret_env=secret,
+        ignore_changes=tuple(workspace.ignore_changes),
     )
 
 

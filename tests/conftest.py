@@ -9,6 +9,7 @@ missing engine is a failure. Every engine test works in its own project, removed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -163,8 +164,39 @@ def make_project(testbed: dict[str, str], tmp_path: Path) -> Iterator[Callable[[
         remove_project(name)
 
 
+def read_terminal(master: int, timeout: float = 30, respond: Callable[[bytes], bytes | None] | None = None) -> bytes:
+    """Everything a process writes to its pseudo-terminal until it closes it (or is quiet for
+    ``timeout`` s); ``respond(output so far)`` may return bytes to type in reply."""
+    import select
+
+    output = b""
+    while select.select([master], [], [], timeout)[0]:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        reply = respond(output) if respond else None
+        if reply:
+            os.write(master, reply)
+    return output
+
+
 def docker_cli_available() -> bool:
     return shutil.which("docker") is not None
+
+
+@contextlib.contextmanager
+def running(engine: PrivateEngine, testbed: dict[str, str]) -> Iterator[PrivateEngine]:
+    """Start a private engine with the tiny image pulled; destroy it afterwards."""
+    try:
+        engine.start()
+        engine.pull(testbed["NGCWS_TB_TINY"])
+        yield engine
+    finally:
+        engine.destroy()
 
 
 @pytest.fixture
@@ -173,10 +205,5 @@ def private_engine(testbed: dict[str, str]) -> Iterator[PrivateEngine]:
 
     For tests that stop, kill or restart the engine: the shared one must never be disturbed.
     """
-    engine = PrivateEngine()
-    try:
-        engine.start()
-        engine.pull(testbed["NGCWS_TB_TINY"])
+    with running(PrivateEngine(), testbed) as engine:
         yield engine
-    finally:
-        engine.destroy()

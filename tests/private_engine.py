@@ -25,11 +25,24 @@ STATE = Path(os.environ.get("NGCWS_TESTBED_STATE", "/var/lib/ngcws-testbed"))
 
 
 class PrivateEngine:
-    def __init__(self, root: Path | None = None, gpu_stub: bool = True, hook_dir: Path | None = None) -> None:
-        self.gpu_stub = gpu_stub  # False: an engine without NVIDIA support, as on a host without the toolkit
-        self.hook_dir = hook_dir  # a folder with a hook of the test's own, first on dockerd's PATH
+    def __init__(
+        self,
+        root: Path | None = None,
+        gpu_stub: bool = True,
+        hook_dir: Path | None = None,
+        data_root: Path | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        """``gpu_stub=False``: an engine without NVIDIA support, as on a host without the toolkit;
+        ``hook_dir``: a folder with a hook of the test's own, first on dockerd's PATH;
+        ``data_root``: where images and containers live (e.g. a small filesystem); ``args``: more flags.
+        """
+        self.gpu_stub = gpu_stub
+        self.hook_dir = hook_dir
         tag = uuid.uuid4().hex[:8]
         self.root = root or STATE / "private" / tag
+        self.data_root = data_root or self.root / "data"
+        self.args = args
         self.exec_root = Path(f"/run/ngcws-pe-{tag}")  # short: unix socket paths are limited
         self.socket = self.exec_root / "docker.sock"
         self.host = f"unix://{self.socket}"
@@ -64,13 +77,14 @@ class PrivateEngine:
                 [
                     "dockerd",
                     f"--host={self.host}",
-                    f"--data-root={self.root / 'data'}",
+                    f"--data-root={self.data_root}",
                     f"--exec-root={self.exec_root}",
                     f"--pidfile={self.root / 'docker.pid'}",
                     f"--bridge={self.bridge}",
                     "--iptables=false",
                     "--ip-masq=false",
                     "--ip6tables=false" if _supports("--ip6tables") else "--ipv6=false",
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -168,7 +182,7 @@ class PrivateEngine:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
-        for mount in reversed(_mounts_under(self.root, self.exec_root)):
+        for mount in reversed(_mounts_under(self.data_root, self.root, self.exec_root)):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)

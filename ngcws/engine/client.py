@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -34,9 +35,6 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         return dict(self._json("GET", "/info"))
-
-    def list_images(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/images/json"))
 
     def running_containers(self) -> list[dict[str, Any]]:
         """Every running container on the engine, whoever made it."""
@@ -83,6 +81,46 @@ class Engine:
             response.read()
             return None
         return self._checked(response, f"inspect container {ref}").json()  # type: ignore[no-any-return]
+
+    def changes(self, ref: str) -> list[dict[str, Any]]:
+        """What changed in the container's writable layer: ``[{"Path": ..., "Kind": 0|1|2}]``.
+
+        Kind 0 is modified, 1 added, 2 deleted; mounts are not part of the layer.
+        """
+        return list(self._json("GET", path("/containers/{}/changes", ref)) or [])
+
+    def writable_size(self, ref: str) -> int | None:
+        """The size of the container's writable layer in bytes (``SizeRw``), if the engine knows it."""
+        found: dict[str, Any] = self._json("GET", path("/containers/{}/json", ref), params={"size": True})
+        size = found.get("SizeRw")
+        return int(size) if isinstance(size, int) else None
+
+    def stat_path(self, ref: str, file: str) -> dict[str, Any] | None:
+        """``{name, size, mode, mtime, linkTarget}`` of a path in a container, or None if it is missing."""
+        import base64
+
+        response = self.transport.request("HEAD", path("/containers/{}/archive", ref), params={"path": file})
+        response.read()
+        if response.status == 404:
+            return None
+        self._checked(response, f"stat {file} in {ref}")
+        header = response.headers.get("x-docker-container-path-stat", "")
+        try:
+            value = json.loads(base64.b64decode(header))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def commit(self, ref: str, repository: str, tag: str, comment: str, labels: Mapping[str, str]) -> str:
+        """Save the container's filesystem as a local image; return its id."""
+        params = {"container": ref, "repo": repository, "tag": tag, "comment": comment, "pause": True}
+        response = self.transport.request("POST", "/commit", params=params, body={"Labels": dict(labels)}, timeout=None)
+        return str(self._checked(response, f"commit container {ref}").json()["Id"])
+
+    def list_images(self, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Local images, all or those carrying all of ``labels``."""
+        params = {"filters": {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}} if labels else {}
+        return list(self._json("GET", "/images/json", params=params) or [])
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
         response = self.transport.request("GET", path("/images/{}/json", ref))
@@ -297,7 +335,22 @@ class Engine:
             return ImageNotFound(
                 f"image {reference} was not found: {message}", hint="Check the repository and tag.", status=404
             )
-        return EngineError(f"pulling {reference} failed: {message}", status=status)
+        return EngineError(f"pulling {reference} failed: {message}", hint=_pull_hint(lowered), status=status)
+
+
+def _pull_hint(message: str) -> str | None:
+    """What to do about a pull that failed on the way; nothing was changed, so trying again is safe."""
+    again = "Nothing was changed; the next `ngcws up` tries again."
+    if "no space left on device" in message:
+        full = "The disk that holds Docker's data is full: free some space (`docker system df` shows what uses it)."
+        return f"{full} {again}"
+    unreachable = ("connection refused", "no such host", "i/o timeout", "deadline exceeded", "network is unreachable")
+    broke = ("unexpected eof", "connection reset", "broken pipe", "short read")
+    if any(word in message for word in unreachable) or ('/v2/":' in message and any(w in message for w in broke)):
+        return f"The registry did not answer: check its address and your network. {again}"
+    if any(word in message for word in broke):
+        return f"The connection to the registry broke during the download. {again}"
+    return None
 
 
 def start_error(name: str, message: str, status: int) -> ContainerStartError:

@@ -177,11 +177,29 @@ class Transport:
         return sock, rest
 
     def unavailable(self, exc: BaseException) -> EngineUnavailable:
-        hint = "Is Docker running? Start it (`sudo systemctl start docker`) or set DOCKER_HOST."
+        """One sentence saying what is wrong, and the fix as the hint."""
+        where = self._unix or self.host
+        start = "Start it: `sudo systemctl start docker` (or `sudo service docker start`)"
+        rootless = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}", "docker.sock")
+        use_rootless = f"For rootless Docker: `export DOCKER_HOST=unix://{rootless}`."
+        if os.path.exists(rootless) and rootless != where:
+            use_rootless = f"Your rootless Docker answers on {rootless}: `export DOCKER_HOST=unix://{rootless}`."
         if isinstance(exc, PermissionError):
-            hint = "Add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in again)."
-        reason = getattr(exc, "strerror", None) or exc
-        return EngineUnavailable(f"cannot reach the Docker engine at {self.host}: {reason}", hint=hint)
+            message = f"permission denied on the Docker engine's socket {where}"
+            hint = (
+                "Add yourself to the docker group: `sudo usermod -aG docker $USER`, then log in again. " + use_rootless
+            )
+        elif isinstance(exc, FileNotFoundError):
+            message = f"the Docker engine is not running: its socket {where} does not exist"
+            hint = f"{start}. {use_rootless}"
+        elif isinstance(exc, ConnectionRefusedError):
+            message = f"the Docker engine is not running: nothing answers on {where}"
+            hint = f"{start}. {use_rootless}"
+        else:
+            reason = getattr(exc, "strerror", None) or exc
+            message = f"cannot reach the Docker engine at {self.host}: {reason}"
+            hint = "Check DOCKER_HOST, or start Docker: `sudo systemctl start docker`."
+        return EngineUnavailable(message, hint=hint)
 
 
 class HijackError(Exception):

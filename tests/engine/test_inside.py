@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import select
 import signal
 import struct
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ngcws.engine import Engine
-from tests.conftest import NGCWS, Workspace
+from tests.conftest import NGCWS, Workspace, read_terminal
 
 
 @pytest.fixture
@@ -130,18 +129,7 @@ def _pty_run(
     if send:
         time.sleep(1.0)
         os.write(master, send)
-    output = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
+    output = read_terminal(master)
     os.close(master)
     return proc.wait(timeout=30), output
 
@@ -274,7 +262,9 @@ def test_user_host_owns_files_written_to_mounts(
         written = project.dir / "model.txt"
         assert written.read_text() == "trained\n"
         assert (written.stat().st_uid, written.stat().st_gid) == (uid, gid)
-        assert run("down").returncode == 0
+        held = run("down")  # ~/ok lives in the writable layer: work the guard protects
+        assert held.returncode == 1 and b"/home/ada: 1 new file" in held.stderr, held.stderr
+        assert run("down", "--force").returncode == 0
     finally:
         remove_project(project.name)
 

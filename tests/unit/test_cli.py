@@ -95,7 +95,7 @@ def test_no_file_and_no_engine_are_clear(tmp_path: Path) -> None:
     (tmp_path / "ngcws.yaml").write_text("workspaces:\n  t:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n")
     for args in (["up"], ["ps"], ["exec", "true"], ["down"]):
         result = run(*args, cwd=tmp_path)
-        assert result.returncode == 1 and "cannot reach the Docker engine" in result.stderr, (args, result.stderr)
+        assert result.returncode == 1 and "the Docker engine is not running" in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert run("up", "nope", cwd=tmp_path).returncode == 2
     assert run("up", "--force-recreate", "--no-recreate", cwd=tmp_path).returncode == 2
@@ -122,8 +122,8 @@ def test_doctor_without_an_engine_fails_with_the_fix(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (
         "FAIL  engine" in result.stdout
-        and "does not answer" in result.stdout
-        and "fix: Is Docker running?" in result.stdout
+        and "the Docker engine is not running" in result.stdout
+        and "fix: Start it" in result.stdout
     )
     data = json.loads(run("doctor", "--format", "json", cwd=tmp_path).stdout)
     assert data["ok"] is False and data["checks"][0]["name"] == "engine" and data["host"]["kernel"]

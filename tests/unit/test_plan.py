@@ -37,6 +37,7 @@ class FakeWorkspace:
         self.init = True
         self.labels: dict[str, str] = {}
         self.pull = "missing"
+        self.ignore_changes: list[str] = []
         self.__dict__.update(overrides)
 
 
@@ -154,6 +155,14 @@ def test_leftover_from_interrupted_recreate_is_removed() -> None:
     d = want()
     stale = ObservedContainer("tmp", "abc_lab-train", "created", "sha256:aaa", d.request["Labels"], created=2)
     assert plan([d], [container(d), stale]).kinds() == ("remove", "up to date")
+
+
+def test_a_new_container_left_under_its_temporary_name_is_recreated_under_ours() -> None:
+    """Interrupted after the old container was removed and before the rename."""
+    d = want()
+    stale = ObservedContainer("tmp", "abc_lab-train", "created", "sha256:aaa", d.request["Labels"], created=2)
+    [action] = plan([d], [stale]).actions
+    assert action.kind.value == "recreate" and "temporary name" in action.reason
 
 
 def test_down_removes_ours_and_orphans_only_when_asked() -> None:

@@ -1,0 +1,44 @@
+"""The guard: what holds back a recreate or a removal that would destroy something.
+
+``up``, ``down`` (and the watcher) ask :func:`holds` once, before applying a plan, about every
+container the plan would recreate or remove; ``up --force-recreate`` / ``down --force`` skip it.
+Each check lives in its own module and answers for one container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ngcws.engine import Engine
+from ngcws.observed import ObservedContainer
+
+
+@dataclass(frozen=True)
+class Hold:
+    workspace: str
+    reason: str  # e.g. "unsaved changes outside the mounts: /root/ckpt.pt: new file, 3 B"
+    remedy: str  # e.g. "keep them with `ngcws snapshot train`; see them with `ngcws diff train`"
+
+
+Check = Callable[[Engine, ObservedContainer], "Hold | None"]
+
+
+def _unsaved_work(engine: Engine, container: ObservedContainer) -> Hold | None:
+    from ngcws.unsaved import unsaved_work
+
+    return unsaved_work(engine, container)
+
+
+CHECKS: tuple[Check, ...] = (_unsaved_work,)
+
+
+def holds(engine: Engine, doomed: Iterable[ObservedContainer]) -> list[Hold]:
+    """Every reason not to destroy the ``doomed`` containers (none: go ahead)."""
+    found = []
+    for container in doomed:
+        for check in CHECKS:
+            hold = check(engine, container)
+            if hold is not None:
+                found.append(hold)
+    return found
