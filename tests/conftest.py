@@ -207,3 +207,34 @@ def private_engine(testbed: dict[str, str]) -> Iterator[PrivateEngine]:
     """
     with running(PrivateEngine(), testbed) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def shared_tmp() -> Iterator[Path]:
+    """A folder any user can reach (pytest's own temporary folders are private to root)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ngcws-as-user-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def system_python_install(shared_tmp: Path) -> Path:
+    """ngcws installed for /usr/bin/python3, readable by any user (this interpreter may live in /root)."""
+    if not Path("/usr/bin/python3").exists() or not Path("/usr/bin/setpriv").exists():
+        pytest.skip("needs /usr/bin/python3 and setpriv to run ngcws as another user")
+    site = shared_tmp / "site"
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--target", str(site), str(repo)],
+        check=True,
+        capture_output=True,
+    )
+    for folder, _, files in os.walk(site):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    return site

@@ -107,7 +107,9 @@ def test_engine_not_running_or_socket_missing(
     assert f"its socket {private_engine.socket} does not exist" in err and "sudo systemctl start docker" in err
 
 
-def test_permission_denied_on_the_socket(testbed: dict[str, str], private_engine: PrivateEngine) -> None:
+def test_permission_denied_on_the_socket(
+    testbed: dict[str, str], private_engine: PrivateEngine, system_python_install: Path
+) -> None:
     """As a user outside the docker group (nobody), on an engine socket only root may use."""
     os.chmod(private_engine.socket, 0o600)
     folder = Path(tempfile.mkdtemp(prefix="ngcws-perm-"))
@@ -115,13 +117,14 @@ def test_permission_denied_on_the_socket(testbed: dict[str, str], private_engine
         folder.chmod(0o777)
         (folder / "ngcws.yaml").write_text(yaml(testbed))
         env = {
-            "PATH": os.environ["PATH"],
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(system_python_install),
             "DOCKER_HOST": private_engine.host,
             "XDG_CACHE_HOME": str(folder / "cache"),
             "HOME": str(folder),
         }
         result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *NGCWS, "ps"],
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-m", "ngcws", "ps"],
             cwd=folder,
             env=env,
             capture_output=True,
