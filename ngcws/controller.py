@@ -45,6 +45,7 @@ class Status:
     status: str
     drift: str
     gpu_use: tuple[dict[str, Any], ...] = ()  # the GPUs it holds, with memory, utilisation, processes
+    health: str = ""
 
 
 class Controller:
@@ -238,6 +239,7 @@ class Controller:
                     (current.essence or {}).get("gpus", "?"),
                     current.status,
                     reason or "up to date",
+                    health=current.health,
                 )
             )
         for orphan in (c for c in ours if c.workspace not in names):
@@ -381,12 +383,14 @@ class Controller:
             if effective_gpu_request(want.essence, self.facts.api_version()) == "runtime":
                 request = runtime_request(request, want.essence["gpus"], want.essence["capabilities"])
         container_id = self.engine.create_container(name, request)
-        if want.host_user is not None:
-            try:
+        try:
+            for network in want.essence.get("networks", [])[1:]:  # the first was joined at create
+                self.engine.connect_network(network, container_id)
+            if want.host_user is not None:
                 self._add_host_user(container_id, want.host_user)
-            except NgcwsError:
-                self.engine.remove(container_id, force=True)
-                raise
+        except NgcwsError:
+            self.engine.remove(container_id, force=True)
+            raise
         return container_id
 
     def _add_host_user(self, container_id: str, user: Invoker) -> None:

@@ -217,6 +217,177 @@ def _env_files(value: Any) -> list[str]:
     return items
 
 
+_STRINGS_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+_DURATION_SCHEMA = {
+    "type": ["string", "number"],
+    "description": "a duration such as 10s, 1m30s or 500ms (a number is seconds)",
+}
+
+
+class FieldConflict(ValueError):
+    """Two fields of one workspace that cannot be combined; errors point at ``fields[0]``."""
+
+    def __init__(self, message: str, fields: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class Healthcheck(_Strict):
+    """``HEALTHCHECK`` for the workspace: ``ngcws ps`` shows healthy / unhealthy."""
+
+    test: Annotated[
+        list[str] | None,
+        PlainValidator(values.parse_healthcheck_test, json_schema_input_type=Any),
+        Field(json_schema_extra=_COMMAND_SCHEMA),
+    ] = Field(default=None, description='a shell command, or ["CMD", ...] / ["CMD-SHELL", "..."] / ["NONE"]')
+    interval: Annotated[
+        int | None,
+        PlainValidator(values.parse_duration, json_schema_input_type=Any),
+        Field(json_schema_extra=_DURATION_SCHEMA),
+    ] = None
+    timeout: Annotated[
+        int | None,
+        PlainValidator(values.parse_duration, json_schema_input_type=Any),
+        Field(json_schema_extra=_DURATION_SCHEMA),
+    ] = None
+    start_period: Annotated[
+        int | None,
+        PlainValidator(values.parse_duration, json_schema_input_type=Any),
+        Field(json_schema_extra=_DURATION_SCHEMA),
+    ] = None
+    retries: int | None = Field(default=None, ge=0)
+    disable: bool = False
+
+    @model_validator(mode="after")
+    def _test_or_disable(self) -> Healthcheck:
+        if self.disable and self.test not in (None, ["NONE"]):
+            raise ValueError("disable: true and a test cannot be combined; drop one")
+        if not self.disable and self.test is None:
+            raise ValueError("a healthcheck needs a test (or disable: true to turn off the image's)")
+        return self
+
+
+Duration = Annotated[
+    int, PlainValidator(values.parse_duration, json_schema_input_type=Any), Field(json_schema_extra=_DURATION_SCHEMA)
+]
+
+
+def _strings(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in items):
+        raise ValueError(f"expected a string or a list of strings, got {value!r}")
+    return [str(i).strip() for i in items]
+
+
+def _network_mode(value: Any) -> str:
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("bridge", "host", "none"):
+            return text
+        if text.startswith("container:") and re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", text[len("container:") :]):
+            return text
+    raise ValueError(
+        f"expected bridge, host, none or container:NAME, got {value!r}"
+        + (" (to join a network by name, use networks:)" if isinstance(value, str) else "")
+    )
+
+
+def _networks(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        for name, options in value.items():
+            if options not in (None, {}):
+                raise ValueError(f"network {name!r}: per-network options are not supported; write {name}: {{}}")
+        value = list(value)
+    items = _strings(value)
+    for name in items:
+        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
+            raise ValueError(f"{name!r} is not a network name")
+        if name in ("host", "none"):
+            raise ValueError(f"{name!r} is a network mode: write network_mode: {name}")
+    if len(set(items)) != len(items):
+        raise ValueError("a network is listed twice")
+    return sorted(items)
+
+
+def _devices(value: Any) -> list[dict[str, str]]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of devices, got {value!r}")
+    out = [values.parse_device(item) for item in items]
+    targets = [d["target"] for d in out]
+    for target in targets:
+        if targets.count(target) > 1:
+            raise ValueError(f"two devices target {target!r}")
+    return out
+
+
+def _security_opt(value: Any) -> list[str]:
+    out = []
+    for item in _strings(value):
+        key = re.split(r"[=:]", item, maxsplit=1)[0]
+        if key not in ("seccomp", "apparmor", "label", "no-new-privileges", "systempaths", "mask", "unmask"):
+            raise ValueError(
+                f"unknown security option {item!r}; expected seccomp=..., apparmor=..., label=..., no-new-privileges"
+            )
+        out.append(item)
+    return out
+
+
+def _dns(value: Any) -> list[str]:
+    return [values.parse_ip(item, "dns") for item in _strings(value)]
+
+
+def _sysctls(value: Any) -> dict[str, str]:
+    found = values.parse_mapping(value, "sysctls")
+    for key in found:
+        if not re.match(r"^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$", key):
+            raise ValueError(f"{key!r} is not a sysctl name such as net.core.somaxconn")
+    return dict(sorted(found.items()))
+
+
+def _group_add(value: Any) -> list[str]:
+    items = _strings(value)
+    for item in items:
+        if not re.match(r"^([a-z_][a-z0-9_.-]*\$?|\d+)$", item):
+            raise ValueError(f"{item!r} is not a group name or id")
+    return sorted(set(items), key=items.index)
+
+
+def _memswap(value: Any) -> int:
+    if value == -1 or value == "-1":
+        return -1
+    return values.parse_size(value)
+
+
+def _pids_limit(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a number of processes (or -1 for unlimited), got {value!r}")
+    if value < -1:
+        raise ValueError(f"expected a number of processes (or -1 for unlimited), got {value}")
+    return value if value > 0 else None  # 0 and -1 both mean unlimited, as with docker
+
+
+def _entrypoint(value: Any) -> list[str]:
+    if value == "" or value == []:
+        return [""]  # docker run --entrypoint '': drop the image's entrypoint
+    return values.parse_command(value)
+
+
+def _cpus(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of CPUs such as 1.5, got {value!r}")
+    try:
+        cpus = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of CPUs such as 1.5, got {value!r}") from None
+    if not 0.01 <= cpus <= 10_000 or round(cpus * 1e9) % 10_000_000:
+        raise ValueError(f"cpus must be at least 0.01, in steps of 0.01, got {value!r}")
+    return cpus
+
+
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$")
+
+
 class Workspace(_Strict):
     """One container: an NGC image with the GPUs, memory settings, mounts and env it needs."""
 
@@ -265,6 +436,115 @@ class Workspace(_Strict):
         description="Paths in the container whose changes are never work to keep (added to the built-in list: "
         "caches, /tmp, bytecode); '/opt/scratch' from the root, '*.log' by name. See docs/safety.md",
     )
+
+    network_mode: Annotated[
+        str | None,
+        PlainValidator(_network_mode, json_schema_input_type=Any),
+        Field(
+            json_schema_extra={
+                "anyOf": [{"enum": ["bridge", "host", "none"]}, {"type": "string", "pattern": "^container:"}]
+            }
+        ),
+    ] = None
+    networks: Annotated[
+        list[str],
+        PlainValidator(_networks, json_schema_input_type=Any),
+        Field(
+            json_schema_extra={
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}],
+                "description": "existing networks to join",
+            }
+        ),
+    ] = Field(default_factory=list)
+    devices: Annotated[
+        list[dict[str, str]],
+        PlainValidator(_devices, json_schema_input_type=Any),
+        Field(
+            json_schema_extra={
+                "type": "array",
+                "items": {"type": "string"},
+                "description": '"/dev/HOST[:/dev/CONTAINER][:rwm]"',
+            }
+        ),
+    ] = Field(default_factory=list)
+    cap_add: Annotated[
+        list[str],
+        PlainValidator(values.parse_linux_capabilities, json_schema_input_type=Any),
+        Field(json_schema_extra=_STRINGS_SCHEMA),
+    ] = Field(default_factory=list)
+    cap_drop: Annotated[
+        list[str],
+        PlainValidator(values.parse_linux_capabilities, json_schema_input_type=Any),
+        Field(json_schema_extra=_STRINGS_SCHEMA),
+    ] = Field(default_factory=list)
+    security_opt: Annotated[
+        list[str], PlainValidator(_security_opt, json_schema_input_type=Any), Field(json_schema_extra=_STRINGS_SCHEMA)
+    ] = Field(default_factory=list)
+    privileged: bool = False
+    entrypoint: Annotated[
+        list[str] | None,
+        PlainValidator(_entrypoint, json_schema_input_type=Any),
+        Field(json_schema_extra=_COMMAND_SCHEMA),
+    ] = None
+    hostname: str | None = Field(default=None, pattern=_HOSTNAME.pattern)
+    extra_hosts: Annotated[
+        list[str],
+        PlainValidator(values.parse_extra_hosts, json_schema_input_type=Any),
+        Field(
+            json_schema_extra={
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}],
+                "description": '"HOST:IP", "HOST=IP" or {HOST: IP}',
+            }
+        ),
+    ] = Field(default_factory=list)
+    dns: Annotated[
+        list[str], PlainValidator(_dns, json_schema_input_type=Any), Field(json_schema_extra=_STRINGS_SCHEMA)
+    ] = Field(default_factory=list)
+    cpus: Annotated[
+        float | None,
+        PlainValidator(_cpus, json_schema_input_type=Any),
+        Field(json_schema_extra={"type": ["number", "string"]}),
+    ] = None
+    cpuset: str | None = Field(
+        default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$", description='CPUs allowed, e.g. "0-3,8"'
+    )
+    mem_limit: Size | None = None
+    memswap_limit: Annotated[
+        int | None,
+        PlainValidator(_memswap, json_schema_input_type=Any),
+        Field(json_schema_extra={"anyOf": [_SIZE_SCHEMA, {"const": -1}]}),
+    ] = None
+    pids_limit: Annotated[
+        int | None,
+        PlainValidator(_pids_limit, json_schema_input_type=Any),
+        Field(json_schema_extra={"type": "integer", "minimum": -1}),
+    ] = None
+    tmpfs: Annotated[
+        dict[str, str],
+        PlainValidator(values.parse_tmpfs, json_schema_input_type=Any),
+        Field(json_schema_extra=_STRINGS_SCHEMA),
+    ] = Field(default_factory=dict)
+    sysctls: Annotated[
+        dict[str, str], PlainValidator(_sysctls, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
+    ] = Field(default_factory=dict)
+    group_add: Annotated[
+        list[str],
+        PlainValidator(_group_add, json_schema_input_type=Any),
+        Field(json_schema_extra={"type": "array", "items": {"type": ["string", "integer"]}}),
+    ] = Field(default_factory=list)
+    read_only: bool = False
+    stop_signal: Annotated[
+        str | None,
+        PlainValidator(values.parse_signal, json_schema_input_type=Any),
+        Field(json_schema_extra={"type": ["string", "integer"]}),
+    ] = None
+    stop_grace_period: Annotated[
+        int | None,
+        PlainValidator(values.whole_seconds, json_schema_input_type=Any),
+        Field(json_schema_extra=_DURATION_SCHEMA),
+    ] = None
+    runtime: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", description="e.g. runc, nvidia")
+    healthcheck: Healthcheck | None = None
 
     #: The env names whose values came from an env_file (secret, see ngcws.redact).
     _from_env_file: frozenset[str] = PrivateAttr(default=frozenset())
@@ -328,7 +608,54 @@ class Workspace(_Strict):
             merged.update(self.env)  # env: wins over env_file, as in Compose
             object.__setattr__(self, "env", merged)
         if self.ipc == "host" and self.shm_size is not None:
-            raise ValueError("shm_size has no effect with ipc: host (the host's /dev/shm is shared); drop one")
+            raise FieldConflict(
+                "shm_size has no effect with ipc: host (the host's /dev/shm is shared); drop one", ("shm_size", "ipc")
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _compatible(self) -> Workspace:
+        """Combinations the engine would refuse, or silently ignore, refused here in the file's terms."""
+        mode = self.network_mode or ""
+        shared = mode == "host" or mode.startswith("container:")
+        if self.networks and self.network_mode:
+            raise FieldConflict(
+                f"networks cannot be combined with network_mode: {mode} (networks joins user networks in bridge mode)",
+                ("networks", "network_mode"),
+            )
+        if self.ports and (shared or mode == "none"):
+            raise FieldConflict(
+                f"ports cannot be published with network_mode: {mode}"
+                + (" (the host's ports are the container's: drop ports)" if mode == "host" else ""),
+                ("ports", "network_mode"),
+            )
+        for name in ("hostname", "extra_hosts", "dns"):
+            if getattr(self, name) and shared:
+                raise FieldConflict(
+                    f"{name} cannot be set with network_mode: {mode} (the network namespace, with its name"
+                    " and resolver, is shared)",
+                    (name, "network_mode"),
+                )
+        if self.memswap_limit is not None and self.mem_limit is None:
+            raise FieldConflict(
+                "memswap_limit needs mem_limit (as docker's --memory-swap needs --memory)",
+                ("memswap_limit", "mem_limit"),
+            )
+        if self.memswap_limit not in (None, -1) and self.mem_limit is not None and self.memswap_limit < self.mem_limit:
+            raise FieldConflict(
+                f"memswap_limit ({values.format_size(self.memswap_limit)}) is memory plus swap and must be at least"
+                f" mem_limit ({values.format_size(self.mem_limit)})",
+                ("memswap_limit", "mem_limit"),
+            )
+        if self.read_only and self.user == "host":
+            raise FieldConflict(
+                "read_only: true leaves no way to add your user to /etc/passwd, which user: host needs; drop one",
+                ("read_only", "user"),
+            )
+        targets = {m.target for m in self.mounts}
+        for path in self.tmpfs:
+            if path in targets:
+                raise FieldConflict(f"tmpfs {path!r} and a mount both target {path!r}", ("tmpfs", "mounts"))
         return self
 
     @model_validator(mode="after")

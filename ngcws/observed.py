@@ -28,6 +28,18 @@ class ObservedContainer:
         return self.labels.get(L.ONEOFF) == "true"
 
     @property
+    def health(self) -> str:
+        """healthy | unhealthy | starting, from the engine's status line; empty without a healthcheck."""
+        for word, health in (
+            ("(healthy)", "healthy"),
+            ("(unhealthy)", "unhealthy"),
+            ("(health: starting)", "starting"),
+        ):
+            if word in self.status:
+                return health
+        return ""
+
+    @property
     def spec_hash(self) -> str:
         return self.labels.get(L.SPEC_HASH, "")
 

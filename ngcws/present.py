@@ -134,7 +134,7 @@ class Console:
         if fmt == "json":
             print(json.dumps([asdict(r) for r in rows], indent=2), file=self.out)
             return
-        headers = ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT"]
+        headers = ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT", "HEALTH"]
         cells = []
         for row in rows:
             values = asdict(row)

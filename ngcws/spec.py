@@ -166,7 +166,29 @@ def essence_of(workspace: Any, project: str, invoker: Invoker | None) -> dict[st
         "restart": workspace.restart,
         "init": workspace.init,
         "labels": dict(sorted(workspace.labels.items())),
+        **_run_flag_essence(workspace),
     }
+
+
+#: Fields added after the first release join the essence only when set, so a container created
+#: before they existed keeps its hash and is not recreated by an upgrade.
+OPTIONAL_FIELDS = (
+    "network_mode", "networks", "devices", "cap_add", "cap_drop", "security_opt", "privileged", "entrypoint",
+    "hostname", "extra_hosts", "dns", "cpus", "cpuset", "mem_limit", "memswap_limit", "pids_limit", "tmpfs",
+    "sysctls", "group_add", "read_only", "stop_signal", "stop_grace_period", "runtime", "healthcheck",
+)  # fmt: skip
+
+
+def _run_flag_essence(workspace: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in OPTIONAL_FIELDS:
+        value = getattr(workspace, name, None)
+        if name == "healthcheck" and value is not None:
+            value = {k: v for k, v in value.model_dump().items() if v is not None and k != "disable"}
+            value["test"] = value.get("test") or ["NONE"]
+        if value not in (None, False, [], {}):
+            out[name] = value
+    return out
 
 
 def canonical_json(value: Any) -> str:
@@ -281,9 +303,48 @@ def create_request(essence: dict[str, Any], labels: dict[str, str]) -> dict[str,
         config["WorkingDir"] = essence["working_dir"]
     if essence["user"] is not None:
         config["User"] = essence["user"]
+    _add_run_flags(essence, config, host)
     if mode == "runtime":
         return runtime_request(config, essence["gpus"], essence["capabilities"])
     return config
+
+
+_HOST_PLAIN = {
+    "network_mode": "NetworkMode", "cap_add": "CapAdd", "cap_drop": "CapDrop", "security_opt": "SecurityOpt",
+    "privileged": "Privileged", "extra_hosts": "ExtraHosts", "dns": "Dns", "cpuset": "CpusetCpus",
+    "mem_limit": "Memory", "memswap_limit": "MemorySwap", "pids_limit": "PidsLimit", "tmpfs": "Tmpfs",
+    "sysctls": "Sysctls", "group_add": "GroupAdd", "read_only": "ReadonlyRootfs", "runtime": "Runtime",
+}  # fmt: skip
+_CONFIG_PLAIN = {"entrypoint": "Entrypoint", "hostname": "Hostname", "stop_signal": "StopSignal"}
+_HEALTH_KEYS = {"test": "Test", "interval": "Interval", "timeout": "Timeout", "start_period": "StartPeriod"}
+
+
+def _add_run_flags(essence: dict[str, Any], config: dict[str, Any], host: dict[str, Any]) -> None:
+    """The fields of ``ngcws.runflags`` beyond NVIDIA's guide, exactly as the docker CLI sends them."""
+    for field, key in _HOST_PLAIN.items():
+        if field in essence:
+            host[key] = essence[field]
+    for field, key in _CONFIG_PLAIN.items():
+        if field in essence:
+            config[key] = essence[field]
+    if "devices" in essence:
+        host["Devices"] = [
+            {"PathOnHost": d["source"], "PathInContainer": d["target"], "CgroupPermissions": d["permissions"]}
+            for d in essence["devices"]
+        ]
+    if "cpus" in essence:
+        host["NanoCpus"] = round(essence["cpus"] * 1e9)
+    if "stop_grace_period" in essence:
+        config["StopTimeout"] = essence["stop_grace_period"]
+    if "networks" in essence:
+        first = essence["networks"][0]  # the engine joins one network at create; the controller connects the rest
+        host["NetworkMode"] = first
+        config["NetworkingConfig"] = {"EndpointsConfig": {first: {}}}
+    if "healthcheck" in essence:
+        check = essence["healthcheck"]
+        config["Healthcheck"] = {key: check[field] for field, key in _HEALTH_KEYS.items() if field in check}
+        if "retries" in check:
+            config["Healthcheck"]["Retries"] = check["retries"]
 
 
 def _mount(mount: dict[str, Any]) -> dict[str, Any]:

@@ -259,3 +259,181 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     if not close and len(word) >= 3:
         close = [c for c in options if c.startswith(word) or word.startswith(c)][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- the fields of docker run's remaining flags (see ngcws.runflags) -----------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_duration(value: Any) -> int:
+    """Compose's durations (``1m30s``, ``500ms``, ``10s``; a bare number is seconds) → nanoseconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative, got {value}")
+        return round(value * 10**9)
+    if isinstance(value, str):
+        text = value.strip()
+        if text and _DURATION_PART.sub("", text) == "":
+            return round(sum(float(n) * _DURATION_NS[u] for n, u in _DURATION_PART.findall(text)))
+    raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms, got {value!r}")
+
+
+def whole_seconds(value: Any) -> int:
+    """A duration that the engine keeps in whole seconds (``stop_grace_period``)."""
+    nanos = parse_duration(value)
+    if nanos % 10**9:
+        raise ValueError(f"{value!r} is not a whole number of seconds; the engine keeps this in seconds")
+    return nanos // 10**9
+
+
+LINUX_CAPABILITIES = (
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
+    "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+    "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT",
+    "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+)  # fmt: skip
+
+
+def parse_linux_capabilities(value: Any) -> list[str]:
+    """``cap_add``/``cap_drop``: names with or without ``CAP_``, any case, or ``ALL`` → sorted ``CAP_X``."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"expected a list of capability names such as [IPC_LOCK, SYS_ADMIN], got {value!r}")
+    out: set[str] = set()
+    for item in items:
+        name = item.strip().upper()
+        if name == "ALL":
+            out.add("ALL")
+            continue
+        bare = name.removeprefix("CAP_")
+        if bare not in LINUX_CAPABILITIES:
+            raise ValueError(f"unknown Linux capability {item!r}" + suggest(bare, LINUX_CAPABILITIES))
+        out.add(f"CAP_{bare}")
+    return sorted(out)
+
+
+_CDI = re.compile(r"^[a-z0-9.-]+/[a-zA-Z0-9_.-]+=")
+
+
+def parse_device(value: Any) -> dict[str, str]:
+    """``/dev/x``, ``/dev/x:/dev/y``, ``/dev/x:rw``, ``/dev/x:/dev/y:rwm`` → source, target, permissions."""
+    if isinstance(value, str) and _CDI.match(value.strip()):
+        raise ValueError(f"{value!r} is a CDI device name, which this engine path does not use; for GPUs write gpus:")
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f'expected a device as "/dev/HOST[:/dev/CONTAINER][:rwm]", got {value!r}')
+    parts = value.strip().split(":")
+    permissions = "rwm"
+    if len(parts) > 1 and not parts[-1].startswith("/"):
+        permissions = parts.pop()
+        if not permissions or set(permissions) - set("rwm") or len(set(permissions)) != len(permissions):
+            raise ValueError(f"device permissions must be a combination of r, w and m, got {permissions!r}")
+    if len(parts) > 2:
+        raise ValueError(f'expected a device as "/dev/HOST[:/dev/CONTAINER][:rwm]", got {value!r}')
+    source = parts[0]
+    target = parts[1] if len(parts) == 2 else source
+    for path in (source, target):
+        if not path.startswith("/"):
+            raise ValueError(f"device paths must be absolute, got {path!r} in {value!r}")
+    return {"source": source, "target": target, "permissions": permissions}
+
+
+def device_target(value: Any) -> str | None:
+    """The container path of a device entry as written (for merging), or None if it does not parse."""
+    try:
+        return parse_device(value)["target"]
+    except ValueError:
+        return None
+
+
+def parse_ip(value: Any, what: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"{what}: {value!r} is not an IP address") from None
+
+
+def parse_extra_hosts(value: Any) -> list[str]:
+    """``["host:ip"]``, ``["host=ip"]`` or ``{host: ip}`` → ``["host:ip", ...]`` as the engine keeps them."""
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for host, ips in value.items():
+            pairs.extend((str(host), ip) for ip in (ips if isinstance(ips, list) else [ips]))
+    elif isinstance(value, list):
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f'expected "HOST:IP" or "HOST=IP", got {item!r}')
+            sep = "=" if "=" in item else ":"
+            host, found, ip = item.partition(sep)
+            if not found:
+                raise ValueError(f'expected "HOST:IP" or "HOST=IP", got {item!r}')
+            pairs.append((host.strip(), ip.strip()))
+    else:
+        raise ValueError(f'expected a list of "HOST:IP" or a map of HOST: IP, got {value!r}')
+    out = []
+    for host, ip in pairs:
+        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", host):
+            raise ValueError(f"extra_hosts: {host!r} is not a host name")
+        address = ip if ip == "host-gateway" else parse_ip(ip, "extra_hosts")
+        out.append(f"{host}:{address}")
+    return out
+
+
+def parse_tmpfs(value: Any) -> dict[str, str]:
+    """``/run`` or ``["/run:rw,size=64m", "/tmp"]`` → ``{path: options}`` (``--tmpfs``)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f'expected a path or a list of "PATH[:OPTIONS]", got {value!r}')
+    out: dict[str, str] = {}
+    for item in items:
+        path, _, options = item.strip().partition(":")
+        if not path.startswith("/"):
+            raise ValueError(f"a tmpfs path must be absolute inside the container, got {path!r}")
+        path = path.rstrip("/") or "/"
+        if path in out:
+            raise ValueError(f"tmpfs {path!r} is listed twice")
+        out[path] = options
+    return out
+
+
+def tmpfs_target(value: Any) -> str | None:
+    return value.strip().partition(":")[0].rstrip("/") or "/" if isinstance(value, str) else None
+
+
+_SIGNALS = (
+    "ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
+    "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG",
+    "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+)  # fmt: skip
+
+
+def parse_signal(value: Any) -> str:
+    """``SIGINT`` / ``INT`` / ``2`` / ``SIGRTMIN+3``, kept as written (the engine resolves it)."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    bare = text.upper().removeprefix("SIG")
+    if text.isdigit() and 1 <= int(text) <= 64:
+        return text
+    if bare in _SIGNALS or re.fullmatch(r"RTM(IN|AX)([+-]\d+)?", bare):
+        return text
+    raise ValueError(f"{value!r} is not a signal name such as SIGINT or SIGTERM" + suggest(bare, _SIGNALS))
+
+
+def parse_healthcheck_test(value: Any) -> list[str]:
+    """A string runs in the image's shell (``CMD-SHELL``); a list starts with CMD, CMD-SHELL or NONE."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("an empty healthcheck test: give a command, or disable: true")
+        return ["CMD-SHELL", value]
+    items = parse_command(value)
+    if not items or items[0] not in ("CMD", "CMD-SHELL", "NONE"):
+        raise ValueError(f"a healthcheck test list starts with CMD, CMD-SHELL or NONE, got {value!r}")
+    if items[0] != "NONE" and len(items) < 2:
+        raise ValueError(f"{items[0]} needs a command after it")
+    return items

@@ -238,3 +238,22 @@ def system_python_install(shared_tmp: Path) -> Path:
         for name in files:
             os.chmod(os.path.join(folder, name), 0o644)
     return site
+
+
+@pytest.fixture(scope="module")
+def make_project_module(
+    testbed: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[], Workspace]]:
+    """Projects that live as long as a test module (a shared baseline), removed by label after."""
+    names: list[str] = []
+
+    def make() -> Workspace:
+        name = f"t{uuid.uuid4().hex[:10]}"
+        folder = tmp_path_factory.mktemp("module") / name
+        folder.mkdir()
+        names.append(name)
+        return Workspace(folder, name)
+
+    yield make
+    for name in names:
+        remove_project(name)

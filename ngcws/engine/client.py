@@ -176,8 +176,10 @@ class Engine:
             raise start_error(name or ref, response.error_message(), response.status)
         response.read()
 
-    def stop(self, ref: str, timeout: int = 10) -> None:
-        response = self.transport.request("POST", path("/containers/{}/stop", ref), params={"t": timeout}, timeout=None)
+    def stop(self, ref: str, timeout: int | None = None) -> None:
+        """Stop; without ``timeout`` the engine waits the container's own stop timeout (default 10 s)."""
+        params = {"t": timeout} if timeout is not None else {}
+        response = self.transport.request("POST", path("/containers/{}/stop", ref), params=params, timeout=None)
         if response.status in (204, 304, 404):
             response.read()
             return
@@ -190,10 +192,9 @@ class Engine:
             return
         self._checked(response, f"kill container {ref}")
 
-    def restart(self, ref: str, name: str, timeout: int = 10) -> None:
-        response = self.transport.request(
-            "POST", path("/containers/{}/restart", ref), params={"t": timeout}, timeout=None
-        )
+    def restart(self, ref: str, name: str, timeout: int | None = None) -> None:
+        params = {"t": timeout} if timeout is not None else {}
+        response = self.transport.request("POST", path("/containers/{}/restart", ref), params=params, timeout=None)
         if response.status != 204:
             raise start_error(name, response.error_message(), response.status)
         response.read()
@@ -216,6 +217,10 @@ class Engine:
             "POST", path("/containers/{}/wait", ref), params={"condition": condition}, timeout=None
         )
         return int(self._checked(response, f"wait for {ref}").json().get("StatusCode", 0))
+
+    def connect_network(self, network: str, ref: str) -> None:
+        response = self.transport.request("POST", path("/networks/{}/connect", network), body={"Container": ref})
+        self._checked(response, f"connect container {ref} to network {network}").read()
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         response = self.transport.request("POST", "/volumes/create", body={"Name": name, "Labels": dict(labels)})
