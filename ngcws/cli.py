@@ -29,7 +29,7 @@ app = typer.Typer(
 
 @dataclass
 class Globals:
-    file: str | None
+    file: list[str] | None
     project_name: str | None
 
 
@@ -49,8 +49,13 @@ def _version(value: bool) -> None:
 def main_options(
     ctx: typer.Context,
     file: Annotated[
-        str | None,
-        typer.Option("-f", "--file", help="ngcws.yaml to use (default: found here or in a parent; env NGCWS_FILE)"),
+        list[str] | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="ngcws.yaml to use; repeat to merge overrides, later files win (default: ngcws.yaml found here"
+            " or in a parent, plus ngcws.override.yaml beside it; env NGCWS_FILE, a :-separated list)",
+        ),
     ] = None,
     project_name: Annotated[
         str | None, typer.Option("-p", "--project-name", help="Project name (overrides name: in the file)")
@@ -108,8 +113,12 @@ def config(
     show_secrets: Annotated[
         bool, typer.Option("--show-secrets", help="Show secret env values instead of <redacted>")
     ] = False,
+    sources: Annotated[
+        bool, typer.Option("--sources", help="Print each value as written, with the file:line it came from")
+    ] = False,
+    files: Annotated[bool, typer.Option("--files", help="Print the files taking part, one a line")] = False,
 ) -> None:
-    """Validate ngcws.yaml and print it fully resolved (paths, variables, defaults)."""
+    """Validate ngcws.yaml (merged with its overrides) and print it fully resolved."""
     import json
 
     import yaml
@@ -117,6 +126,16 @@ def config(
     from ngcws.redact import shown
 
     project = _load(ctx)
+    if files:
+        from ngcws.state import input_files
+
+        g = _globals(ctx)
+        for path in input_files(g.file, g.project_name):
+            print(path)
+        return
+    if sources:
+        _print_sources(project, show_secrets)
+        return
     workspaces = {}
     for name, ws in project.workspaces.items():
         data = ws.model_dump(mode="json")
@@ -130,6 +149,26 @@ def config(
         print(yaml.safe_dump(data, sort_keys=False), end="")
     else:
         raise UsageError(f"--format {format}: expected yaml or json")
+
+
+def _print_sources(project: Any, show_secrets: bool) -> None:
+    """Each value as written, with the file:line:col it came from; secret env values redacted."""
+    import json
+
+    from ngcws.merge import sources
+
+    rows = []
+    for path, value, where in sources(project.document):
+        parts = path.split(".")
+        if not show_secrets and len(parts) >= 3 and parts[2].startswith("env"):
+            secret = project.secret_env.get(parts[1], ())
+            name = parts[3] if len(parts) > 3 else str(value).partition("=")[0]
+            if name in secret:
+                value = "<redacted>" if len(parts) > 3 else f"{name}=<redacted>"
+        rows.append((f"{path}: {json.dumps(value)}", where))
+    width = max(len(text) for text, _ in rows)
+    for text, where in rows:
+        print(text.ljust(width) + f"  # {where}")
 
 
 @app.command()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 from ngcws.errors import UsageError
+from ngcws.locate import Files
 
 
 def run_up(
-    file: str | None,
+    file: Files,
     project_name: str | None,
     workspaces: list[str] | None,
     pull: str | None,

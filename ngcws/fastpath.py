@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from ngcws.locate import Files
+
 
 class _Unsupported(Exception):
     """Not for the fast path: let typer handle it (help, errors, other commands)."""
@@ -22,8 +24,9 @@ class _Parser(argparse.ArgumentParser):
         raise _Unsupported(message)
 
 
-def _globals(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
-    file = project = None
+def _globals(argv: list[str]) -> tuple[list[str] | None, str | None, list[str]]:
+    files: list[str] = []
+    project = None
     rest = list(argv)
     while rest and rest[0].startswith("-"):
         flag = rest.pop(0)
@@ -34,10 +37,10 @@ def _globals(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
         else:
             raise _Unsupported(flag)
         if flag in ("-f", "--file"):
-            file = value
+            files.append(value)
         else:
             project = value
-    return file, project, rest
+    return files or None, project, rest
 
 
 def _exec_parser() -> _Parser:
@@ -84,7 +87,7 @@ def dispatch(argv: list[str]) -> Callable[[], int] | None:
         return None
 
 
-def _run_exec(ns: argparse.Namespace, file: str | None, project: str | None) -> int:
+def _run_exec(ns: argparse.Namespace, file: Files, project: str | None) -> int:
     from ngcws.workinside import ExecOptions, exec_in
 
     tty = True if ns.tty else False if ns.no_tty else None
@@ -92,7 +95,7 @@ def _run_exec(ns: argparse.Namespace, file: str | None, project: str | None) -> 
     return exec_in(options, file, project)
 
 
-def _run_up(ns: argparse.Namespace, file: str | None, project: str | None) -> int:
+def _run_up(ns: argparse.Namespace, file: Files, project: str | None) -> int:
     from ngcws.commands import run_up
 
     return run_up(

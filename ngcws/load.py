@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ngcws.errors import ConfigError
 from ngcws.locate import (
     CONFIG_NAME,
+    Files,
     Located,
     locate,
     project_name,
@@ -39,6 +40,8 @@ class Project:
     file: Any  # ngcws.model.ProjectFile (imported lazily: pydantic is not needed by every command)
     #: Per workspace, the env names whose values are secret (see ngcws.redact).
     secret_env: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: The YAML merged from every config file, each value with the file and line it came from.
+    document: Document | None = None
 
     @property
     def workspaces(self) -> dict[str, Any]:
@@ -46,7 +49,7 @@ class Project:
 
 
 def load(
-    explicit: str | None = None,
+    explicit: Files = None,
     project_override: str | None = None,
     *,
     cwd: Path | None = None,
@@ -75,7 +78,7 @@ def load_located(
         raise _config_error(doc, exc) from None
     name = project_name(located, file.name, project_override)
     secret = {ws_name: secret_env(doc, ws_name, ws) for ws_name, ws in file.workspaces.items()}
-    return Project(name, located.directory, located.config_file, file, secret)
+    return Project(name, located.directory, located.config_file, file, secret, doc)
 
 
 def secret_env(doc: Document, workspace_name: str, workspace: Any) -> frozenset[str]:
@@ -117,10 +120,19 @@ def take_as_written(doc: Document) -> None:
 
 def _config_error(doc: Document, exc: Any) -> ConfigError:
     """Turn a pydantic ValidationError into one ConfigError listing every problem."""
+    from ngcws.model import FieldConflict
+
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(part for part in err["loc"] if part != "[key]")
         message = _message(err, loc)
+        conflict = (err.get("ctx") or {}).get("error")
+        if isinstance(conflict, FieldConflict):  # point at the first field, name where the other is
+            loc = (*loc, conflict.fields[0])
+            others = [
+                f"{f} at {doc.where((*loc[:-1], f))}" for f in conflict.fields[1:] if (*loc[:-1], f) in doc.positions
+            ]
+            message += f" ({'; '.join(others)})" if others else ""
         lines.append(str(doc.error(loc, message)))
     first, *rest = lines
     return ConfigError("\n".join([first, *rest]))

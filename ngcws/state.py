@@ -3,7 +3,8 @@
 Validating ngcws.yaml needs pydantic, whose import and model building cost more than everything
 else ``ngcws up`` does when nothing has changed. The computed :class:`DesiredState` is therefore
 cached per config file, with a record of everything it was computed from (:mod:`ngcws.inputs`):
-the digest of the exact text of ngcws.yaml, ``.env`` and each ``env_file`` as they were read, where
+the digest of the exact text of ngcws.yaml, its override files (ngcws.override.yaml, also while
+it does not exist, or the ``-f`` files), ``.env`` and each ``env_file`` as they were read, where
 each host path (bind sources, env files) led with symlinks resolved, every environment variable
 looked up, the config file's own path, home, invoking user, ``-p`` and ngcws version. A hit
 returns exactly what a fresh load would; any difference is a miss and a full load.
@@ -25,7 +26,7 @@ from typing import Any
 
 from ngcws import __version__
 from ngcws.inputs import Inputs, unchanged
-from ngcws.locate import Located, locate, variables_for
+from ngcws.locate import Files, Located, locate, variables_for
 from ngcws.redact import digest, key_id
 from ngcws.spec import DesiredContainer, DesiredState, Identity, Invoker, Secrets
 
@@ -110,15 +111,15 @@ def compute_state(
     return state, inputs
 
 
-def input_files(explicit: str | None = None, project_override: str | None = None) -> list[Path]:
-    """The files the desired state of the project found from here is computed from (ngcws.yaml,
-    ``.env`` even while it does not exist, each env_file): what a watcher watches."""
+def input_files(explicit: Files = None, project_override: str | None = None) -> list[Path]:
+    """The files the desired state of the project found from here is computed from (ngcws.yaml, its
+    override files and ``.env`` even while they do not exist, each env_file): what a watcher watches."""
     located = locate(explicit)
     _, inputs = compute_state(located, project_override, current_invoker(), user_key())
     return inputs.files
 
 
-def load_state(explicit: str | None = None, project_override: str | None = None) -> DesiredState:
+def load_state(explicit: Files = None, project_override: str | None = None) -> DesiredState:
     """The desired state of the project found from here (or ``-f``), from cache when valid."""
     located = locate(explicit)
     invoker = current_invoker()
@@ -137,6 +138,7 @@ def _key(located: Located, invoker: Invoker, override: str | None, key: bytes) -
     return {
         "version": __version__,
         "config_file": str(located.config_file),
+        "config_files": [str(p) for p in located.config_files],
         "directory": str(located.directory),
         "home": os.path.expanduser("~"),
         "invoker": [invoker.uid, invoker.gid, invoker.name, invoker.group],
@@ -219,8 +221,8 @@ def secret_values(state: DesiredState, located: Located) -> dict[str, dict[str, 
 
 
 def cache_path(located: Located) -> Path:
-    """One cache file per config file path: a digest of the path, so no two paths share one."""
-    name = hashlib.sha256(str(located.config_file).encode()).hexdigest()[:32]
+    """One cache file per list of config files: a digest of their paths, so no two lists share one."""
+    name = hashlib.sha256("\0".join(map(str, located.config_files)).encode()).hexdigest()[:32]
     return cache_root() / "state" / f"{name}.json"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ngcws import labels as L
 from ngcws.engine import Engine
 from ngcws.errors import NotRunning, OwnershipError, UsageError
+from ngcws.locate import Files
 from ngcws.spec import DesiredState
 from ngcws.state import load_state
 from ngcws.streams import Demux, pump, terminal_size, write_all
@@ -87,7 +88,7 @@ def find_running(engine: Engine, state: DesiredState, workspace: str) -> dict[st
     return found
 
 
-def exec_in(options: ExecOptions, file: str | None, project_name: str | None) -> int:
+def exec_in(options: ExecOptions, file: Files, project_name: str | None) -> int:
     """Run a command in a running workspace; return its exit status."""
     if not options.command:
         raise UsageError("exec needs a command, e.g. `ngcws exec python train.py`")
@@ -109,7 +110,7 @@ def _one(state: DesiredState, workspace: str | None) -> str:
     return state.select([workspace])[0] if workspace else state.workspaces[0]
 
 
-def _variables(file: str | None) -> Mapping[str, str]:
+def _variables(file: Files) -> Mapping[str, str]:
     from ngcws.locate import locate, variables_for
 
     return variables_for(locate(file))
@@ -262,12 +263,12 @@ def _exit_code(engine: Engine, exec_id: str) -> int:
     return 1
 
 
-def shell(workspace: str | None, file: str | None, project_name: str | None) -> int:
+def shell(workspace: str | None, file: Files, project_name: str | None) -> int:
     return exec_in(ExecOptions(["/bin/sh", "-c", SHELL_SCRIPT], workspace=workspace), file, project_name)
 
 
 def logs(
-    workspace: str | None, follow: bool, tail: str, timestamps: bool, file: str | None, project_name: str | None
+    workspace: str | None, follow: bool, tail: str, timestamps: bool, file: Files, project_name: str | None
 ) -> int:
     state = load_state(file, project_name)
     engine = Engine()
@@ -287,7 +288,7 @@ def run_oneoff(
     command: list[str],
     remove: bool,
     tty_flag: bool | None,
-    file: str | None,
+    file: Files,
     project_name: str | None,
     preflight: bool = True,
 ) -> int:

@@ -98,9 +98,26 @@ def resolve_plain(text: str) -> Any:
     return text
 
 
+class Override:
+    """A value tagged ``!override`` in an override file: it replaces, never merges."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+#: A value tagged ``!reset`` in an override file: the key is removed from the merged result.
+RESET: Any = type("Reset", (), {"__repr__": lambda self: "!reset"})()
+
+
 @dataclass
 class Document:
-    """A parsed YAML document: its data and the position of each value, by path."""
+    """A parsed YAML document: its data and the position of each value, by path.
+
+    A document merged from several files (:mod:`ngcws.merge`) also knows, in ``files``, which
+    file each value came from; values without an entry come from ``filename``.
+    """
 
     data: Any
     positions: dict[Path, Position] = field(default_factory=dict)
@@ -109,6 +126,8 @@ class Document:
     raw: dict[Path, str] = field(default_factory=dict)
     #: The variables each interpolated scalar used, by path (set by the caller that interpolates).
     interpolated: dict[Path, frozenset[str]] = field(default_factory=dict)
+    #: Which file each value came from, in a document merged from several (ngcws.merge); else filename.
+    files: dict[Path, str] = field(default_factory=dict)
 
     def position(self, path: Path) -> Position:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -118,11 +137,18 @@ class Document:
                 return found
         return (1, 1)
 
+    def where(self, path: Path) -> str:
+        """``file:line:col`` of ``path`` (or of its nearest ancestor that has a position)."""
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(tuple(path[:end]))
+            if found is not None:
+                return f"{self.files.get(tuple(path[:end]), self.filename)}:{found[0]}:{found[1]}"
+        return f"{self.filename}:1:1"
+
     def error(self, path: Path, message: str) -> ConfigError:
         """A ConfigError naming ``file:line:col: dotted.path: message``."""
-        line, col = self.position(path)
         dotted = dotted_path(path)
-        where = f"{self.filename}:{line}:{col}"
+        where = self.where(path)
         return ConfigError(f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}")
 
 
@@ -178,6 +204,16 @@ class _Builder:
                 f"{MAX_VALUES} values (aliases nested too deeply?)"
             )
         self.doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if node.tag == "!reset":
+            return RESET
+        if node.tag == "!override":
+            if isinstance(node, yaml.ScalarNode):  # resolve the scalar as if untagged
+                plain = not getattr(node, "style", None)
+                tags = [t for t, pattern, _ in _CORE if t != _MERGE and plain and re.match(pattern, node.value)]
+                node.tag = tags[0] if tags else _STR
+            else:
+                node.tag = "tag:yaml.org,2002:map" if isinstance(node, yaml.MappingNode) else "tag:yaml.org,2002:seq"
+            return Override(self.build(node, path))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -6,7 +6,6 @@ field changes in a container made by `ngcws up` (against the same workspace with
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import uuid
@@ -44,7 +43,7 @@ CASES: list[tuple[list[str], str]] = [
     (["--security-opt", "label=disable"], "security_opt: [label=disable]"),
     (["--privileged"], "privileged: true"),
     (["--entrypoint", "/bin/sh"], "entrypoint: /bin/sh"),
-    (["--entrypoint", ""], 'entrypoint: ""'),
+    (["--entrypoint", "", "IMAGE", "sh"], 'entrypoint: ""'),  # docker wants a command then
     (["--hostname", "trainer"], "hostname: trainer"),
     (["--hostname", "node1.cluster.local"], "hostname: node1.cluster.local"),
     (["--add-host", "db:10.0.0.5"], 'extra_hosts: ["db:10.0.0.5"]'),
@@ -138,11 +137,12 @@ def ngcws_plain(oracle: dict[str, Any], make_project_module: Any) -> dict[str, A
     return _ngcws_container(make_project_module(), oracle["image"], "")
 
 
-@pytest.mark.parametrize(("flags", "fields"), CASES, ids=[" ".join(flags) or "none" for flags, _ in CASES])
+@pytest.mark.parametrize(("flags", "fields"), CASES, ids=[" ".join(flags) for flags, _ in CASES])
 def test_field_matches_docker_run_flag(
     flags: list[str], fields: str, oracle: dict[str, Any], ngcws_plain: dict[str, Any], project: Workspace
 ) -> None:
-    created = _docker("create", "--label", oracle["label"], *flags, oracle["image"])
+    args = [oracle["image"] if a == "IMAGE" else a for a in flags]
+    created = _docker("create", "--label", oracle["label"], *args, *([] if "IMAGE" in flags else [oracle["image"]]))
     by_docker = _differences(oracle["plain"], Engine().inspect_container(created) or {})
     by_ngcws = _differences(ngcws_plain, _ngcws_container(project, oracle["image"], fields))
     if "entrypoint" in fields:

@@ -217,4 +217,5 @@ def test_the_input_files_are_listed_for_a_watcher(folder: Path) -> None:
 
     (folder / "a.env").write_text("A=1\n")
     (folder / "ngcws.yaml").write_text(BASE + "    env_file: [a.env]\n")
-    assert sorted(input_files()) == sorted([folder / "ngcws.yaml", folder / ".env", folder / "a.env"])
+    expected = [folder / "ngcws.yaml", folder / "ngcws.override.yaml", folder / ".env", folder / "a.env"]
+    assert sorted(input_files()) == sorted(expected)  # the override and .env also while absent
