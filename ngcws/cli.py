@@ -184,13 +184,21 @@ def init(
     image: Annotated[
         str | None, typer.Option("--image", help="Image (default nvcr.io/nvidia/pytorch:23.08-py3)")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing ngcws.yaml")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file")] = False,
+    override: Annotated[
+        bool,
+        typer.Option("--override", help="Write ngcws.override.yaml with this machine's GPUs and InfiniBand instead"),
+    ] = False,
 ) -> None:
-    """Write a commented ngcws.yaml for the current folder."""
+    """Write a commented ngcws.yaml (or, with --override, this machine's ngcws.override.yaml)."""
     from pathlib import Path
 
-    from ngcws.init import write_init
+    from ngcws.init import machine_gpus, write_init, write_override
 
+    if override:
+        path = write_override(Path.cwd(), force, machine_gpus(), Path("/dev/infiniband").exists())
+        print(f"wrote {path} (keep it out of git); check it with: ngcws config --sources", file=sys.stderr)
+        return
     path = write_init(Path.cwd(), image, force)
     print(f"wrote {path}; next: ngcws up", file=sys.stderr)
 

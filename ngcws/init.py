@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from ngcws.errors import UsageError
 from ngcws.locate import CONFIG_NAME
@@ -49,3 +51,87 @@ def write_init(folder: Path, image: str | None, force: bool) -> Path:
     (folder / SCHEMA_NAME).write_text(render())
     path.write_text(TEMPLATE.format(image=ref, schema=SCHEMA_NAME))
     return path
+
+
+OVERRIDE_HEADER = """\
+# ngcws.override.yaml: this machine's specifics, merged over ngcws.yaml by every ngcws command.
+# Keep it out of git; `ngcws config --sources` shows which file each value comes from.
+# Merge rules: https://github.com/ngcws/ngcws/blob/main/docs/configuration.md#override-files
+workspaces:
+"""
+
+
+def machine_gpus(run: Any = None) -> list[str] | None:
+    """This machine's GPU UUIDs from nvidia-smi (stable across reboots, unlike indexes), or None."""
+    import shutil
+    import subprocess
+
+    if run is None and shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = (run or subprocess.run)(
+            ["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    uuids = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("GPU-")]
+    return uuids if out.returncode == 0 and uuids else None
+
+
+def write_override(folder: Path, force: bool, gpus: list[str] | None, infiniband: bool) -> Path:
+    """Write ngcws.override.yaml beside ngcws.yaml with what this machine has; list it in .gitignore."""
+    from ngcws.locate import OVERRIDE_NAME, Located, read_document
+
+    config = folder / CONFIG_NAME
+    if not config.is_file():
+        raise UsageError(f"no {CONFIG_NAME} in {folder}: write one first (`ngcws init`)")
+    path = folder / OVERRIDE_NAME
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; pass --force to overwrite it")
+    doc = read_document(Located(config, folder), _Lenient())
+    names = list((doc.data.get("workspaces") or {}) if isinstance(doc.data, dict) else {}) or ["main"]
+    gpu_line = (
+        f"    gpus: [{', '.join(gpus)}]   # this machine's GPUs, by UUID (nvidia-smi)"
+        if gpus
+        else "    # gpus: [0, 1]            # this machine's GPUs (no nvidia-smi found here)"
+    )
+    fabric = ["network_mode: host", "devices: [/dev/infiniband]", "cap_add: [IPC_LOCK]"]
+    ib = [f"    {line}" if infiniband else f"    # {line}" for line in fabric]
+    body = [
+        gpu_line,
+        '    # mounts: ["/raid/datasets:/data:ro"]   # replaces the mount at /data in ngcws.yaml',
+        "    # InfiniBand" + (" (found /dev/infiniband)" if infiniband else ", multi-node on this box:"),
+        *ib,
+    ]
+    workspaces = (doc.data.get("workspaces") or {}) if isinstance(doc.data, dict) else {}
+
+    def dropped(name: str) -> list[str]:
+        """What the shared file says that host networking cannot have: removed, saying why."""
+        entry = workspaces.get(name)
+        found: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        fields = [f for f in ("ports", "hostname", "extra_hosts", "dns") if infiniband and f in found]
+        return [f"    {field}: !reset null   # not with network_mode: host" for field in fields]
+
+    text = OVERRIDE_HEADER + "".join(f"  {name}:\n" + "\n".join([*body, *dropped(name)]) + "\n" for name in names)
+    path.write_text(text)
+    _ignore_in_git(folder, OVERRIDE_NAME)
+    return path
+
+
+class _Lenient(dict[str, str]):
+    """Variables for reading workspace names only: an unset one is not an error here."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return os.environ.get(key, "")
+
+
+def _ignore_in_git(folder: Path, name: str) -> None:
+    if not (folder / ".git").exists():
+        return
+    ignore = folder / ".gitignore"
+    lines = ignore.read_text().splitlines() if ignore.is_file() else []
+    if name not in lines and f"/{name}" not in lines:
+        ignore.write_text("".join(f"{line}\n" for line in [*lines, name]))

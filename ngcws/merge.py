@@ -145,6 +145,8 @@ def _merge(base: Any, over: Any, doc: Document, path: Path, out_path: Path, out:
     if over is RESET:
         _take(out, out_path)
         return RESET
+    if over is None and isinstance(base, dict):
+        return base  # `train:` with every line commented out: an empty mapping, nothing to change
     field = _field(out_path)
     if isinstance(over, Override) or not _mergeable(field, base, over):
         _take(out, out_path)

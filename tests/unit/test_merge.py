@@ -161,3 +161,30 @@ def test_the_state_cache_follows_every_file(folder: Path) -> None:
     assert load_state().containers["train"].essence["shm_size"] == 4 * 2**30
     (folder / "ngcws.override.yaml").unlink()  # goes away
     assert load_state().containers["train"].essence["shm_size"] == 2**30
+
+
+def test_a_workspace_with_everything_commented_out_changes_nothing(folder: Path) -> None:
+    assert merged(folder, "").shm_size == 2**30  # `train:` alone is null
+
+
+def test_init_override_writes_this_machines_specifics(folder: Path) -> None:
+    from types import SimpleNamespace
+
+    from ngcws.init import machine_gpus, write_override
+
+    uuid = "GPU-3a23c669-1f2e-4b5c-8d9e-0a1b2c3d4e5f"
+    smi = SimpleNamespace(returncode=0, stdout=f"{uuid}\n")
+    gpus = machine_gpus(run=lambda *args, **kwargs: smi)
+    assert gpus == [uuid]
+    (folder / ".git").mkdir()
+    path = write_override(folder, False, gpus, infiniband=True)
+    assert path.name == "ngcws.override.yaml"
+    ws = load(cwd=folder, environ={}).workspaces["train"]
+    assert (ws.gpus, ws.network_mode, ws.cap_add) == ([uuid], "host", ["CAP_IPC_LOCK"])
+    assert {"source": "/dev/infiniband", "target": "/dev/infiniband", "permissions": "rwm"} in ws.devices
+    assert ws.ports == []  # the shared file's ports cannot go with host networking: the override drops them
+    assert "ngcws.override.yaml" in (folder / ".gitignore").read_text().splitlines()
+    with pytest.raises(Exception, match="already exists"):
+        write_override(folder, False, None, infiniband=False)
+    write_override(folder, True, None, infiniband=False)  # nothing found: everything stays a comment
+    assert load(cwd=folder, environ={}).workspaces["train"].gpus == ["0", "1"]
