@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws import labels as L
 from ngcws.engine import Engine
-from ngcws.errors import HeldBack, NgcwsError, UsageError
+from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
@@ -115,6 +115,7 @@ class Controller:
     def up(self, names: list[str] | None, options: UpOptions, preflight: bool = True) -> Plan:
         desired = self.desired(self.state.select(names))
         every = self.every
+        self._check_networks(desired)
         with self._locked():
             plan = plan_up(desired, every, self.observe(desired), self.identity.directory, options)
             pulls = [a for a in plan.actions if a.kind is Kind.PULL]
@@ -247,6 +248,18 @@ class Controller:
                 Status(orphan.workspace, orphan.name, orphan.id[:12], orphan.state, "", "", orphan.status, "orphan")
             )
         return rows
+
+    def _check_networks(self, desired: list[DesiredContainer]) -> None:
+        """``networks`` names existing networks: a missing one is refused before anything is touched
+        (the engine would create the container and fail only at start)."""
+        for want in desired:
+            for network in want.essence.get("networks", []):
+                if self.engine.inspect_network(network) is None:
+                    raise EngineError(
+                        f"workspace {want.workspace!r}: network {network!r} does not exist",
+                        hint=f"ngcws joins existing networks only; create it (`docker network create {network}`)"
+                        " or remove it from networks:",
+                    )
 
     # --- keeping work -------------------------------------------------------------------------
 

@@ -122,6 +122,13 @@ class Engine:
         params = {"filters": {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}} if labels else {}
         return list(self._json("GET", "/images/json", params=params) or [])
 
+    def inspect_network(self, ref: str) -> dict[str, Any] | None:
+        response = self.transport.request("GET", path("/networks/{}", ref))
+        if response.status == 404:
+            response.read()
+            return None
+        return self._checked(response, f"inspect network {ref}").json()  # type: ignore[no-any-return]
+
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
         response = self.transport.request("GET", path("/images/{}/json", ref))
         if response.status == 404:
