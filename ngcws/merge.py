@@ -128,16 +128,25 @@ def _field(out_path: Path) -> str | None:
     return None
 
 
-def _as_list(value: Any, raw: Callable[[Any], str | None] = lambda key: None) -> list[Any]:
+def _as_list(field: str | None, value: Any, raw: Callable[[Any], str | None] = lambda key: None) -> list[Any]:
     """A field's value as a list of entries: ``env`` as a map becomes ``KEY=VALUE`` strings, each
     value as written (``raw``: ``LR: 1e-3`` stays ``1e-3``, see ``load.take_as_written``)."""
     if isinstance(value, dict):
+        if field == "networks":
+            return list(value)
         return [f"{k}={_text(v, raw(k))}" for k, v in value.items()]
     return [value] if isinstance(value, str) else list(value)
 
 
 def _text(value: Any, raw: str | None) -> str:
     return raw if raw is not None else "" if value is None else values.scalar_text(value)
+
+
+def _entries(value: Any) -> bool:
+    """Whether a field's value can be read as entries (a map's values must be plain scalars)."""
+    if isinstance(value, dict):
+        return all(v is None or isinstance(v, (str, int, float, bool)) for v in value.values())
+    return isinstance(value, (list, str))
 
 
 def _merge(base: Any, over: Any, doc: Document, path: Path, out_path: Path, out: Document) -> Any:
@@ -169,8 +178,10 @@ def _merge(base: Any, over: Any, doc: Document, path: Path, out_path: Path, out:
 def _mergeable(field: str | None, base: Any, over: Any) -> bool:
     if isinstance(base, dict) and isinstance(over, dict):
         return True
+    if field == "networks":
+        return isinstance(base, (list, dict)) and isinstance(over, (list, dict))
     if field in KEYED or field in UNIQUE:
-        return isinstance(base, (list, dict, str)) and isinstance(over, (list, dict, str))
+        return _entries(base) and _entries(over)  # else replaced: validation then names the odd value
     return False
 
 
@@ -178,7 +189,7 @@ def _merge_entries(field: Any, base: Any, over: Any, doc: Document, path: Path, 
     """Merge two lists of entries of ``field``: by key, or appending what is new."""
     key_of: Callable[[Any], Any] = KEYED.get(field, lambda item: item)
     saved = _take(out, out_path)
-    base_items = _as_list(base, lambda key: (saved.get((key,)) or (None, None, None))[2])
+    base_items = _as_list(field, base, lambda key: (saved.get((key,)) or (None, None, None))[2])
     # Each base entry keeps its origin: the whole field's entry when it was written as a map or string.
     origins: list[dict[Path, Origin]] = []
     for i in range(len(base_items)):
@@ -186,7 +197,7 @@ def _merge_entries(field: Any, base: Any, over: Any, doc: Document, path: Path, 
         if not mine and isinstance(base, dict):
             mine = {rest[1:]: v for rest, v in saved.items() if rest[:1] == (list(base)[i],)}
         origins.append(mine or {(): saved.get((), ((1, 1), out.filename, None, None))})
-    over_items = over if isinstance(over, list) else _as_list(over, lambda key: doc.raw.get((*path, key)))
+    over_items = over if isinstance(over, list) else _as_list(field, over, lambda key: doc.raw.get((*path, key)))
     for i, item in enumerate(over_items):
         over_path = (*path, i) if isinstance(over, list) else (*path, list(over)[i]) if isinstance(over, dict) else path
         if item is RESET:

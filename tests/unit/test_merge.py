@@ -84,6 +84,19 @@ def test_merge_rules(folder: Path, override: str, field: str, expected: Any) -> 
     assert value == expected
 
 
+def test_odd_values_are_replaced_and_named_not_merged(folder: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^ngcws\.override\.yaml:3:10: workspaces\.train\.env: expected a string"):
+        merged(folder, "    env: {A: [1]}\n")
+
+
+def test_maps_and_lists_of_entries_merge_by_name(folder: Path) -> None:
+    (folder / "ngcws.yaml").write_text(
+        BASE + "    networks: [a]\n    extra_hosts: ['gw:10.0.0.1']\n    ports: !reset\n"
+    )
+    ws = merged(folder, "    networks: {b: {}}\n    extra_hosts: {db: 10.0.0.9}\n")
+    assert (ws.networks, ws.extra_hosts) == (["a", "b"], ["gw:10.0.0.1", "db:10.0.0.9"])
+
+
 def test_without_an_override_nothing_changes(folder: Path) -> None:
     assert load(cwd=folder, environ={}).workspaces["train"].shm_size == 2**30
 
