@@ -90,9 +90,7 @@ def test_odd_values_are_replaced_and_named_not_merged(folder: Path) -> None:
 
 
 def test_maps_and_lists_of_entries_merge_by_name(folder: Path) -> None:
-    (folder / "ngcws.yaml").write_text(
-        BASE + "    networks: [a]\n    extra_hosts: ['gw:10.0.0.1']\n    ports: !reset\n"
-    )
+    (folder / "ngcws.yaml").write_text(BASE + "    networks: [a]\n    extra_hosts: ['gw:10.0.0.1']\n")
     ws = merged(folder, "    networks: {b: {}}\n    extra_hosts: {db: 10.0.0.9}\n")
     assert (ws.networks, ws.extra_hosts) == (["a", "b"], ["gw:10.0.0.1", "db:10.0.0.9"])
 
