@@ -141,7 +141,7 @@ def _config_error(doc: Document, exc: Any) -> ConfigError:
 def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     from pydantic import BaseModel
 
-    from ngcws.model import Mount, ProjectFile, Ulimit, Workspace
+    from ngcws.model import Healthcheck, Mount, ProjectFile, Ulimit, Workspace
     from ngcws.values import suggest
 
     kind = err["type"]
@@ -149,7 +149,8 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     if msg.startswith(("Value error, ", "Assertion failed, ")):
         msg = msg.split(", ", 1)[1]
     if kind == "extra_forbidden":
-        parents: dict[int, type[BaseModel]] = {1: ProjectFile, 3: Workspace, 5: Mount if "mounts" in loc else Ulimit}
+        nested = Mount if "mounts" in loc else Ulimit if "ulimits" in loc else Healthcheck
+        parents: dict[int, type[BaseModel]] = {1: ProjectFile, 3: Workspace, 4: nested, 5: nested}
         model = parents.get(len(loc))
         known = list(model.model_fields) if model else []
         return (

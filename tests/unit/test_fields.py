@@ -67,6 +67,7 @@ def error(tmp_path: Path, body: str) -> str:
         ("healthcheck: {test: 'true', disable: true}", "cannot be combined"),
         ("hostname: -bad", "workspaces.train.hostname"),
         ("privilegd: true", "unknown key 'privilegd' (did you mean 'privileged'?)"),
+        ("healthcheck: {test: 'true', intervall: 5s}", "unknown key 'intervall' (did you mean 'interval'?)"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, body: str, message: str) -> None:
