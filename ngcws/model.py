@@ -8,6 +8,7 @@ against the project folder given in the validation context (see :mod:`ngcws.load
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -321,16 +322,31 @@ def _devices(value: Any) -> list[dict[str, str]]:
     return out
 
 
-def _security_opt(value: Any) -> list[str]:
+def _security_opt(value: Any, info: ValidationInfo) -> list[str]:
+    """As written, except that ``seccomp=PROFILE.json`` becomes the profile's content, as the docker
+    CLI sends it (the engine cannot read the client's files); the file is recorded as read."""
     out = []
     for item in _strings(value):
-        key = re.split(r"[=:]", item, maxsplit=1)[0]
-        if key not in ("seccomp", "apparmor", "label", "no-new-privileges", "systempaths", "mask", "unmask"):
+        key, _, rest = item.partition("=")
+        if re.split(r"[=:]", item, maxsplit=1)[0] not in SECURITY_OPTIONS:
             raise ValueError(
                 f"unknown security option {item!r}; expected seccomp=..., apparmor=..., label=..., no-new-privileges"
             )
+        if key == "seccomp" and rest not in ("unconfined", "builtin", "") and not rest.lstrip().startswith("{"):
+            base = Path((info.context or {}).get("project_dir", "."))
+            profile = inputs.resolve(info.context, base / os.path.expanduser(rest))
+            try:
+                content = json.loads(inputs.read_text(info.context, profile))  # recorded for the cache
+            except OSError as exc:
+                raise ValueError(f"seccomp profile {str(profile)!r} cannot be read: {exc.strerror}") from None
+            except ValueError as exc:
+                raise ValueError(f"seccomp profile {str(profile)!r} is not JSON: {exc}") from None
+            item = "seccomp=" + json.dumps(content, separators=(",", ":"), ensure_ascii=False)
         out.append(item)
     return out
+
+
+SECURITY_OPTIONS = ("seccomp", "apparmor", "label", "no-new-privileges", "systempaths", "mask", "unmask")
 
 
 def _dns(value: Any) -> list[str]:

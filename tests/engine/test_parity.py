@@ -159,3 +159,19 @@ def test_every_field_of_the_table_has_a_parity_case() -> None:
     before_these = {"image", "command", "gpus", "capabilities", "shm_size", "ipc", "ulimits", "mounts", "env"}
     before_these |= {"env_file", "working_dir", "user", "ports", "restart", "init", "labels"}
     assert set(BY_FIELD) - before_these - covered == set()
+
+
+def test_a_seccomp_profile_file_is_sent_as_the_docker_cli_sends_it(
+    oracle: dict[str, Any], ngcws_plain: dict[str, Any], project: Workspace
+) -> None:
+    profile = project.dir / "profile.json"
+    profile.write_text(
+        '{\n  "defaultAction": "SCMP_ACT_ALLOW",\n  "syscalls": [\n    {"names": ["reboot"], "action": "SCMP_ACT_ERRNO"}\n  ]\n}\n'
+    )
+    created = _docker("create", "--label", oracle["label"], "--security-opt", f"seccomp={profile}", oracle["image"])
+    by_docker = _differences(oracle["plain"], Engine().inspect_container(created) or {})
+    assert by_docker["HostConfig.SecurityOpt"][0].startswith('seccomp={"defaultAction"')
+    assert (
+        _differences(ngcws_plain, _ngcws_container(project, oracle["image"], "security_opt: [seccomp=./profile.json]"))
+        == by_docker
+    )

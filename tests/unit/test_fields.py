@@ -154,3 +154,15 @@ def test_every_field_is_in_the_table_and_documented() -> None:
     for row in RUN_FLAGS:
         assert f"`{row.field}`" in docs, row.field
         assert any(flag in docs for flag in row.flags), (row.field, row.flags)
+
+
+def test_a_seccomp_profile_is_read_and_followed(tmp_path: Path) -> None:
+    from ngcws.state import load_state
+
+    assert "profile.json' cannot be read" in error(tmp_path, "    security_opt: [seccomp=profile.json]\n")
+    (tmp_path / "profile.json").write_text("{not json")
+    assert "is not JSON" in error(tmp_path, "    security_opt: [seccomp=profile.json]\n")
+    (tmp_path / "profile.json").write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    assert load_state().containers["train"].essence["security_opt"] == ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']
+    (tmp_path / "profile.json").write_text('{"defaultAction": "SCMP_ACT_ERRNO"}')  # the cache follows the profile
+    assert load_state().containers["train"].essence["security_opt"] == ['seccomp={"defaultAction":"SCMP_ACT_ERRNO"}']
