@@ -46,3 +46,12 @@ def test_dispatch_takes_exec_and_up_and_leaves_the_rest() -> None:
 def test_exec_arguments_after_the_command_belong_to_the_command() -> None:
     ns = fastpath._exec_parser().parse_args(["-u", "0", "python", "-u", "train.py", "--lr", "3"])
     assert ns.user == "0" and ns.command == ["python", "-u", "train.py", "--lr", "3"]
+
+
+def test_f_repeats_on_the_fast_path_too() -> None:
+    assert fastpath._globals(["-f", "a.yaml", "--file", "b.yaml", "--file=c.yaml", "up"]) == (
+        ["a.yaml", "b.yaml", "c.yaml"],
+        None,
+        ["up"],
+    )
+    assert fastpath._globals(["up"]) == (None, None, ["up"])

@@ -199,3 +199,11 @@ def test_init_override_writes_this_machines_specifics(folder: Path) -> None:
         write_override(folder, False, None, infiniband=False)
     write_override(folder, True, None, infiniband=False)  # nothing found: everything stays a comment
     assert load(cwd=folder, environ={}).workspaces["train"].gpus == ["0", "1"]
+
+
+def test_markers_in_a_single_file_are_resolved(folder: Path) -> None:
+    (folder / "ngcws.yaml").write_text(
+        BASE.replace("shm_size: 1g", "shm_size: !reset 1g").replace("gpus: [0, 1]", "gpus: !override [3]")
+    )
+    ws = load(cwd=folder, environ={}).workspaces["train"]
+    assert (ws.shm_size, ws.gpus) == (None, ["3"])
