@@ -183,7 +183,11 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
         before, after = old.get(key), new.get(key)
         if before == after:
             continue
-        if isinstance(before, dict) and isinstance(after, dict) and key in ("env", "labels", "ulimits"):
+        if (
+            isinstance(before, dict)
+            and isinstance(after, dict)
+            and key in ("env", "labels", "ulimits", "sysctls", "tmpfs")
+        ):
             for sub in sorted(before.keys() | after.keys()):
                 if before.get(sub) == after.get(sub):
                     continue
@@ -199,6 +203,8 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
 def _show(key: str, value: Any) -> str:
     if value is None:
         return "unset"
+    if value == "":
+        return '""'
     if key == "shm_size" and isinstance(value, int):
         return format_size(value)
     if key == "mounts" and isinstance(value, list):

@@ -166,3 +166,9 @@ def test_a_seccomp_profile_is_read_and_followed(tmp_path: Path) -> None:
     assert load_state().containers["train"].essence["security_opt"] == ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']
     (tmp_path / "profile.json").write_text('{"defaultAction": "SCMP_ACT_ERRNO"}')  # the cache follows the profile
     assert load_state().containers["train"].essence["security_opt"] == ['seccomp={"defaultAction":"SCMP_ACT_ERRNO"}']
+
+
+def test_a_changed_sysctl_or_tmpfs_is_named_by_key(tmp_path: Path) -> None:
+    before = desired(tmp_path, "    sysctls: {net.core.somaxconn: 1024}\n    tmpfs: [/scratch]\n").essence
+    after = desired(tmp_path, "    sysctls: {net.core.somaxconn: 4096}\n    tmpfs: ['/scratch:size=1g']\n").essence
+    assert describe_changes(before, after) == ['tmpfs./scratch "" → size=1g', "sysctls.net.core.somaxconn 1024 → 4096"]
