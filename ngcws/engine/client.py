@@ -76,11 +76,7 @@ class Engine:
         return list(self._json("GET", "/containers/json", params={"all": True, "filters": filters}))
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        response = self.transport.request("GET", path("/containers/{}/json", ref))
-        if response.status == 404:
-            response.read()
-            return None
-        return self._checked(response, f"inspect container {ref}").json()  # type: ignore[no-any-return]
+        return self._inspect(path("/containers/{}/json", ref), f"inspect container {ref}")
 
     def changes(self, ref: str) -> list[dict[str, Any]]:
         """What changed in the container's writable layer: ``[{"Path": ..., "Kind": 0|1|2}]``.
@@ -123,18 +119,18 @@ class Engine:
         return list(self._json("GET", "/images/json", params=params) or [])
 
     def inspect_network(self, ref: str) -> dict[str, Any] | None:
-        response = self.transport.request("GET", path("/networks/{}", ref))
-        if response.status == 404:
-            response.read()
-            return None
-        return self._checked(response, f"inspect network {ref}").json()  # type: ignore[no-any-return]
+        return self._inspect(path("/networks/{}", ref), f"inspect network {ref}")
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        response = self.transport.request("GET", path("/images/{}/json", ref))
+        return self._inspect(path("/images/{}/json", ref), f"inspect image {ref}")
+
+    def _inspect(self, url: str, doing: str) -> dict[str, Any] | None:
+        """An object's JSON, or None when the engine has no such object (404)."""
+        response = self.transport.request("GET", url)
         if response.status == 404:
             response.read()
             return None
-        return self._checked(response, f"inspect image {ref}").json()  # type: ignore[no-any-return]
+        return self._checked(response, doing).json()  # type: ignore[no-any-return]
 
     def list_volumes(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
