@@ -205,6 +205,14 @@ def _merge_entries(field: Any, base: Any, over: Any, doc: Document, path: Path, 
         key = key_of(item)
         position = doc.positions.get(over_path, doc.positions.get(path, (1, 1)))
         origin: dict[Path, Origin] = {(): _origin(doc, over_path, position)}
+        if isinstance(over, list):  # a long-form entry: what is known of its keys too
+            origin.update(
+                {
+                    k[len(over_path) :]: _origin(doc, k, p)
+                    for k, p in doc.positions.items()
+                    if k[: len(over_path)] == over_path
+                }
+            )
         found = next((j for j, b in enumerate(base_items) if key is not None and key_of(b) == key), None)
         if found is None:
             base_items.append(item)
