@@ -21,6 +21,7 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     StrictBool,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -256,8 +257,8 @@ class Healthcheck(_Strict):
         PlainValidator(values.parse_duration, json_schema_input_type=Any),
         Field(json_schema_extra=_DURATION_SCHEMA),
     ] = None
-    retries: int | None = Field(default=None, ge=0)
-    disable: bool = False
+    retries: StrictInt | None = Field(default=None, ge=0)
+    disable: StrictBool = False
 
     @model_validator(mode="after")
     def _test_or_disable(self) -> Healthcheck:
@@ -496,7 +497,7 @@ class Workspace(_Strict):
     security_opt: Annotated[
         list[str], PlainValidator(_security_opt, json_schema_input_type=Any), Field(json_schema_extra=_STRINGS_SCHEMA)
     ] = Field(default_factory=list)
-    privileged: bool = False
+    privileged: StrictBool = False
     entrypoint: Annotated[
         list[str] | None,
         PlainValidator(_entrypoint, json_schema_input_type=Any),
@@ -548,7 +549,7 @@ class Workspace(_Strict):
         PlainValidator(_group_add, json_schema_input_type=Any),
         Field(json_schema_extra={"type": "array", "items": {"type": ["string", "integer"]}}),
     ] = Field(default_factory=list)
-    read_only: bool = False
+    read_only: StrictBool = False
     stop_signal: Annotated[
         str | None,
         PlainValidator(values.parse_signal, json_schema_input_type=Any),

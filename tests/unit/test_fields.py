@@ -172,3 +172,8 @@ def test_a_changed_sysctl_or_tmpfs_is_named_by_key(tmp_path: Path) -> None:
     before = desired(tmp_path, "    sysctls: {net.core.somaxconn: 1024}\n    tmpfs: [/scratch]\n").essence
     after = desired(tmp_path, "    sysctls: {net.core.somaxconn: 4096}\n    tmpfs: ['/scratch:size=1g']\n").essence
     assert describe_changes(before, after) == ['tmpfs./scratch "" → size=1g', "sysctls.net.core.somaxconn 1024 → 4096"]
+
+
+@pytest.mark.parametrize("body", ["privileged: yes", "read_only: 'true'", "healthcheck: {test: 'true', retries: '3'}"])
+def test_booleans_and_numbers_are_yaml_ones(tmp_path: Path, body: str) -> None:
+    assert "workspaces.train." in error(tmp_path, "    " + body + "\n")

@@ -114,7 +114,9 @@ def test_errors_name_the_file_and_line_the_value_came_from(folder: Path) -> None
 
 
 def test_a_long_form_entry_merged_by_key_keeps_its_positions(folder: Path) -> None:
-    override = "    mounts:\n      - type: bind\n        source: ./other\n        target: /data\n        read_only: maybe\n"
+    override = (
+        "    mounts:\n      - type: bind\n        source: ./other\n        target: /data\n        read_only: maybe\n"
+    )
     with pytest.raises(ConfigError, match=r"^ngcws\.override\.yaml:7:20: workspaces\.train\.mounts\[0\]\.read_only: "):
         merged(folder, override)
 
