@@ -215,3 +215,20 @@ def test_markers_in_a_single_file_are_resolved(folder: Path) -> None:
     )
     ws = load(cwd=folder, environ={}).workspaces["train"]
     assert (ws.shm_size, ws.gpus) == (None, ["3"])
+
+
+def test_sources_redact_secrets_as_config_does(folder: Path) -> None:
+    (folder / "ngcws.override.yaml").write_text(
+        "workspaces:\n  train:\n    env: [HF_TOKEN=hf_planted_value, LR=1e-3]\n"
+    )
+    run = [sys.executable, "-m", "ngcws", "config", "--sources"]
+    out = subprocess.run(run, cwd=folder, capture_output=True, text=True, check=True).stdout
+    assert "hf_planted_value" not in out and '"HF_TOKEN=<redacted>"' in out
+    assert '"LR=1e-3"' in out and '"A=1"' in out  # map entries merged with a list keep their text
+    shown = subprocess.run([*run, "--show-secrets"], cwd=folder, capture_output=True, text=True, check=True).stdout
+    assert "hf_planted_value" in shown
+
+
+def test_values_merged_from_a_map_stay_as_written(folder: Path) -> None:
+    (folder / "ngcws.yaml").write_text(BASE.replace('env: {A: "1", B: "2"}', "env: {LR: 1e-3, MASK: 017}"))
+    assert merged(folder, "    env: [B=3]\n").env == {"LR": "1e-3", "MASK": "017", "B": "3"}
