@@ -36,7 +36,7 @@ def run_up(
     return 0
 
 
-def run_doctor(file: str | None, project_name: str | None, fmt: str) -> int:
+def run_doctor(file: Files, project_name: str | None, fmt: str) -> int:
     """``ngcws doctor``: every check, for the host and, inside a project, its workspaces."""
     from ngcws.doctor import failed
     from ngcws.engine import Engine

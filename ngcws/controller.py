@@ -394,6 +394,12 @@ class Controller:
             from ngcws.spec import runtime_request
 
             if effective_gpu_request(want.essence, self.facts.api_version()) == "runtime":
+                if want.essence.get("runtime", "nvidia") != "nvidia":
+                    raise EngineError(
+                        f"workspace {want.workspace!r}: this engine takes GPUs only through the nvidia runtime,"
+                        f" but runtime: {want.essence['runtime']} is set",
+                        hint="Drop runtime:, or set gpus: none.",
+                    )
                 request = runtime_request(request, want.essence["gpus"], want.essence["capabilities"])
         container_id = self.engine.create_container(name, request)
         try:

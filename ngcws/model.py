@@ -669,6 +669,11 @@ class Workspace(_Strict):
                 "read_only: true leaves no way to add your user to /etc/passwd, which user: host needs; drop one",
                 ("read_only", "user"),
             )
+        if self.runtime not in (None, "nvidia") and self.gpu_request == "runtime" and self.gpus != "none":
+            raise FieldConflict(
+                f"runtime: {self.runtime} cannot be combined with gpu_request: runtime, which runs the nvidia runtime",
+                ("runtime", "gpu_request"),
+            )
         targets = {m.target for m in self.mounts}
         for path in self.tmpfs:
             if path in targets:

@@ -105,6 +105,7 @@ def test_mistakes_are_named(tmp_path: Path, body: str, message: str) -> None:
         ),
         ("read_only: true\n    user: host", "read_only: true leaves no way to add your user"),
         ("tmpfs: /data\n    mounts: ['/tmp:/data']", "tmpfs '/data' and a mount both target '/data'"),
+        ("runtime: runc\n    gpu_request: runtime", "runtime: runc cannot be combined with gpu_request: runtime"),
     ],
 )
 def test_bad_combinations_are_refused_in_the_files_terms(tmp_path: Path, body: str, message: str) -> None:
@@ -149,7 +150,7 @@ def test_every_field_is_in_the_table_and_documented() -> None:
     from ngcws.model import Workspace
 
     table = {row.field for row in RUN_FLAGS}
-    assert table == set(Workspace.model_fields) - {"pull"}  # pull is ngcws's own
+    assert table == set(Workspace.model_fields) - {"pull", "gpu_request"}  # ngcws's own: no docker run flag
     docs = (ROOT / "docs" / "configuration.md").read_text()
     for row in RUN_FLAGS:
         assert f"`{row.field}`" in docs, row.field
