@@ -4,7 +4,7 @@ Later files override earlier ones. Mappings merge key by key and scalars replace
 workspace merge by what identifies an entry: ``mounts`` by container path, ``ports`` by container
 port and protocol, ``devices`` and ``tmpfs`` by container path, ``env``, ``labels`` and ``sysctls``
 by name, ``networks`` by name; ``cap_add``, ``cap_drop``, ``security_opt``, ``dns``, ``group_add``,
-``extra_hosts`` and ``env_file`` append what is not there yet; every other list (``command``,
+``extra_hosts``, ``env_file`` and ``ignore_changes`` append what is not there yet; every other list (``command``,
 ``entrypoint``, ``gpus``, ``capabilities``, a healthcheck's ``test``) is replaced. A value tagged
 ``!reset`` removes the inherited entry, ``!override`` replaces instead of merging. The merged
 :class:`~ngcws.yamlsource.Document` remembers the file, line and column every value came from.
@@ -52,7 +52,7 @@ KEYED: dict[str, Callable[[Any], Any]] = {
     "sysctls": _name,
     "networks": _name,
 }
-UNIQUE = ("cap_add", "cap_drop", "security_opt", "dns", "group_add", "extra_hosts", "env_file")
+UNIQUE = ("cap_add", "cap_drop", "security_opt", "dns", "group_add", "extra_hosts", "env_file", "ignore_changes")
 
 
 def merge_documents(docs: list[Document]) -> Document:

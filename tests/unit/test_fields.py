@@ -12,7 +12,7 @@ import pytest
 from ngcws.errors import ConfigError
 from ngcws.load import load
 from ngcws.plan import describe_changes
-from ngcws.runflags import RUN_FLAGS
+from ngcws.runflags import NGCWS_OWN, RUN_FLAGS
 from ngcws.spec import Identity, Invoker, desired_container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +150,7 @@ def test_every_field_is_in_the_table_and_documented() -> None:
     from ngcws.model import Workspace
 
     table = {row.field for row in RUN_FLAGS}
-    assert table == set(Workspace.model_fields) - {"pull", "gpu_request"}  # ngcws's own: no docker run flag
+    assert table == set(Workspace.model_fields) - set(NGCWS_OWN)
     docs = (ROOT / "docs" / "configuration.md").read_text()
     for row in RUN_FLAGS:
         assert f"`{row.field}`" in docs, row.field
