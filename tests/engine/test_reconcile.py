@@ -6,6 +6,7 @@ import json
 import resource
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,8 @@ def test_foreign_container_with_our_name_is_never_touched(project: Workspace, te
 
 
 def test_same_project_name_in_another_folder_is_not_adopted(make_project: Any, testbed: dict[str, str]) -> None:
-    first, second = make_project("samename"), make_project("samename")
+    name = f"same{uuid.uuid4().hex[:8]}"  # unique: other test runs may share the engine
+    first, second = make_project(name), make_project(name)
     for p in (first, second):
         p.write(ngc(testbed, image=testbed["NGCWS_TB_TINY"]))
     first.ok("up")
@@ -189,7 +191,7 @@ def test_same_project_name_in_another_folder_is_not_adopted(make_project: Any, t
         if args == ("down",):
             assert result.returncode == 0 and b"nothing to remove" in result.stderr
         else:
-            assert result.returncode == 1 and b"belongs to project 'samename' in" in result.stderr
+            assert result.returncode == 1 and f"belongs to project '{name}' in".encode() in result.stderr
     assert one(first)["Id"] == owner
 
 
