@@ -169,7 +169,7 @@ def parse_env_file(
     """
     out: dict[str, str] = {}
     lookup = Layered(variables if variables is not None else {}, out)
-    lines = text.splitlines()
+    lines = text.removeprefix("\ufeff").splitlines()  # a byte order mark is no part of line 1
     index = 0
     while index < len(lines):
         number = index + 1

@@ -91,18 +91,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+ULIMIT_EXPECTED = "expected a limit (a whole number, -1 for unlimited) or {soft: N, hard: N}"
+
+
+def _limit(value: Any) -> int:
+    limit = values.parse_integer(value, "a whole number, -1 for unlimited")
+    if limit < -1:
+        raise ValueError(f"a limit is -1 (unlimited) or more, got {limit}")
+    return limit
+
+
+_INTEGER_TEXT = {"type": "string", "pattern": values.INTEGER_TEXT}
+_LIMIT_SCHEMA = {"anyOf": [{"type": "integer", "minimum": -1}, {**_INTEGER_TEXT, "description": "interpolated"}]}
+Limit = Annotated[int, PlainValidator(_limit, json_schema_input_type=Any), Field(json_schema_extra=_LIMIT_SCHEMA)]
+Bool = Annotated[
+    bool,
+    PlainValidator(values.parse_bool, json_schema_input_type=Any),
+    Field(json_schema_extra={"anyOf": [{"type": "boolean"}, {"enum": list(values.BOOL_TEXTS)}]}),
+]
+
+
 class Ulimit(_Strict):
     """One resource limit; ``-1`` means unlimited."""
 
-    soft: int = Field(ge=-1)
-    hard: int = Field(ge=-1)
+    model_config = ConfigDict(json_schema_extra={"description": "a limit, or {soft: N, hard: N}"})
+
+    soft: Limit
+    hard: Limit
 
     @model_validator(mode="before")
     @classmethod
     def _from_int(cls, data: Any) -> Any:
-        if isinstance(data, int) and not isinstance(data, bool):
-            return {"soft": data, "hard": data}
-        return data
+        if isinstance(data, (dict, cls)):
+            return data
+        try:
+            limit = _limit(data)
+        except ValueError:
+            raise ValueError(f"{ULIMIT_EXPECTED}, got {values.shown(data)}") from None
+        return {"soft": limit, "hard": limit}
 
     @model_validator(mode="after")
     def _soft_within_hard(self) -> Ulimit:
@@ -117,8 +143,8 @@ class Mount(_Strict):
     type: Literal["bind", "volume", "tmpfs"] = "bind"
     source: str | None = Field(default=None, description="Host path (bind) or volume name (volume)")
     target: str = Field(description="Absolute path inside the container")
-    read_only: StrictBool = False
-    create_host_path: StrictBool = Field(
+    read_only: Bool = False
+    create_host_path: Bool = Field(
         default=False, description="bind: create a missing source folder (owned by you) instead of failing"
     )
 
@@ -444,7 +470,7 @@ class Workspace(_Strict):
     ] = Field(default_factory=list)
     restart: Literal["no", "always", "on-failure", "unless-stopped"] = "no"
     pull: Literal["missing", "always", "never"] = "missing"
-    init: StrictBool = True
+    init: Bool = True
     labels: Annotated[
         dict[str, str], PlainValidator(_labels, json_schema_input_type=Any), Field(json_schema_extra=_MAP_SCHEMA)
     ] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ def json_schema() -> dict[str, Any]:
     in code (each one is exercised by tests/unit/test_schema_agreement.py)."""
     from ngcws import values
     from ngcws.model import ULIMIT_NAMES, USER_PATTERN, WORKSPACE_PATTERN
+    from ngcws.values import INTEGER_TEXT
 
     schema = _model_schema()
     schema["$id"] = SCHEMA_ID
@@ -25,7 +26,11 @@ def json_schema() -> dict[str, Any]:
     not_reserved = {"not": {"pattern": r"^ngcws\."}}
     # Short forms the validators accept: `memlock: -1`, `".:/workspace"`, `gpus: "0,1"`, ...
     props["ulimits"]["additionalProperties"] = {
-        "anyOf": [{"type": "integer", "minimum": -1}, {"$ref": "#/$defs/Ulimit"}]
+        "anyOf": [
+            {"type": "integer", "minimum": -1},
+            {"type": "string", "pattern": INTEGER_TEXT},
+            {"$ref": "#/$defs/Ulimit"},
+        ]
     }
     props["ulimits"]["propertyNames"] = {"enum": list(ULIMIT_NAMES)}
     volume = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"

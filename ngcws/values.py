@@ -37,6 +37,38 @@ def format_size(size: int) -> str:
     return str(size)
 
 
+# --- booleans and integers, from YAML or from the text of an interpolated value ------------------
+
+BOOL_TEXTS = ("true", "True", "TRUE", "false", "False", "FALSE")
+INTEGER_TEXT = r"^\s*-?\d+\s*$"
+
+
+def parse_bool(value: Any) -> bool:
+    """``true``/``false``: a YAML boolean, or the text of one (``init: ${INIT}``). ``yes``, ``on``
+    and ``1`` are refused, as YAML 1.2 and Compose's schema do."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip() in BOOL_TEXTS:
+        return value.strip().lower() == "true"
+    raise ValueError(f"expected true or false, got {shown(value)}")
+
+
+def parse_integer(value: Any, what: str) -> int:
+    """A decimal integer, or the text of one (``nofile: ${NOFILE}``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.match(INTEGER_TEXT, value):
+        return int(value)
+    raise ValueError(f"expected {what}, got {shown(value)}")
+
+
+def shown(value: Any) -> str:
+    """A value in a message: its text, or its kind for a map or a list (never a whole subtree)."""
+    if isinstance(value, (dict, list)):
+        return "a map" if isinstance(value, dict) else "a list"
+    return repr(value)
+
+
 # --- GPUs ---------------------------------------------------------------------------------------
 
 CAPABILITIES = ("compute", "compat32", "graphics", "utility", "video", "display")
@@ -65,6 +97,8 @@ def parse_gpus(value: Any) -> str | int | list[str]:
         if text in ("all", "none"):
             return text
         if text.isdigit():
+            if len(text) > 1 and text.startswith("0"):  # a count never has a leading zero: 017 is no number of GPUs
+                raise ValueError(f"{text!r} is not a GPU count (a leading 0); write the count, or a list of GPU ids")
             return parse_gpus(int(text))
         if text.startswith("device="):  # docker's --gpus '"device=0,1"' spelling
             return parse_gpus([part for part in text[len("device=") :].split(",") if part])

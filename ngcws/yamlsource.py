@@ -90,14 +90,6 @@ def core_scalar(tag: str, text: str) -> Any:
     raise ValueError(f"unsupported tag {tag!r}")
 
 
-def resolve_plain(text: str) -> Any:
-    """A plain (unquoted) scalar's value by the core schema, e.g. after interpolation."""
-    for tag, pattern, _first in _CORE:
-        if tag != _MERGE and re.match(pattern, text):
-            return core_scalar(tag, text)
-    return text
-
-
 class Override:
     """A value tagged ``!override`` in an override file: it replaces, never merges."""
 
@@ -161,8 +153,9 @@ def dotted_path(path: Path) -> str:
 
 
 def parse(text: str, filename: str, transform: Callable[[str, Path], str] | None = None) -> Document:
-    """Parse one YAML document. ``transform`` is applied to every string scalar (interpolation);
-    a plain scalar it changes is resolved again by the core schema (``gpus: ${N}`` is a number)."""
+    """Parse one YAML document (a leading UTF-8 byte order mark is ignored). ``transform`` is
+    applied to every string scalar (interpolation); its result is a string whatever it spells."""
+    text = strip_bom(text)
     _refuse_tabs(text, filename)
     try:
         root = yaml.compose(text, Loader=_CoreSchemaLoader)
@@ -179,6 +172,11 @@ def parse(text: str, filename: str, transform: Callable[[str, Path], str] | None
     builder = _Builder(doc, transform)
     doc.data = builder.build(root, ())
     return doc
+
+
+def strip_bom(text: str) -> str:
+    """``text`` without a leading UTF-8 byte order mark (editors on Windows write one)."""
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _refuse_tabs(text: str, filename: str) -> None:
@@ -229,13 +227,10 @@ class _Builder:
             where = f"{self.doc.filename}:{line}:{col}"
             raise ConfigError(f"{where}: {dotted_path(path) or 'value'}: {exc}") from None
         if isinstance(value, str) and self.transform is not None:
-            changed = self.transform(value, path)
-            if plain and changed != value:
-                value = resolve_plain(changed)
-                if not isinstance(value, str):
-                    self.doc.raw[path] = changed
-                return value
-            return changed
+            # An interpolated scalar stays text, as in Compose: its kind was decided by what is
+            # written in the file, never by a variable's value (`${GPUS:-}` is an empty string, not
+            # a null; `${U}` = `0o17` is the text 0o17, not 15). Each field parses the text itself.
+            return self.transform(value, path)
         if plain and not isinstance(value, str):
             self.doc.raw[path] = node.value
         return value

@@ -21,6 +21,8 @@ from ngcws.yamlsource import parse
 IMAGE = "    image: nvcr.io/nvidia/pytorch:23.08-py3\n"
 
 VALID = {
+    "init quoted (the text of an interpolated value)": "    init: 'true'\n",
+    "ulimit as text": "    ulimits: {nofile: '1024'}\n",
     "minimal": "",
     "gpus all": "    gpus: all\n",
     "gpus none": "    gpus: none\n",
@@ -111,7 +113,6 @@ INVALID = {
     "restart typo": "    restart: sometimes\n",
     "pull typo": "    pull: sometimes\n",
     "init yes": "    init: yes\n",
-    "init quoted": "    init: 'true'\n",
     "init number": "    init: 1\n",
     "label reserved": "    labels: {ngcws.project: x}\n",
     "image bad": "    image: Bad Image\n",

@@ -72,13 +72,34 @@ def test_quoted_and_explicitly_tagged_scalars() -> None:
         parse("a: !!int five\n", "f")
 
 
-def test_interpolated_plain_scalars_are_typed_by_their_result(tmp_path: Path) -> None:
+def test_an_interpolated_scalar_stays_text_and_each_field_parses_it(tmp_path: Path) -> None:
     (tmp_path / "ngcws.yaml").write_text(
         "workspaces:\n  t:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n"
-        "    gpus: ${N}\n    init: ${I}\n    user: ${U}\n    env:\n      A: ${N}\n      B: '${I}'\n"
+        "    gpus: ${N}\n    init: ${I}\n    user: ${U}\n    shm_size: ${S}\n    ulimits:\n      nofile: ${L}\n"
+        "    ports:\n      - ${P}\n    env:\n      A: ${N}\n      B: '${I}'\n      C: ${E}\n"
     )
-    ws = load(cwd=tmp_path, environ={"N": "2", "I": "false", "U": "1000:59"}).workspaces["t"]
-    assert (ws.gpus, ws.init, ws.user, ws.env) == (2, False, "1000:59", {"A": "2", "B": "false"})
+    environ = {"N": "2", "I": "false", "U": "1000:59", "S": "1073741824", "L": "1000", "P": "8888", "E": "0x1F"}
+    ws = load(cwd=tmp_path, environ=environ).workspaces["t"]
+    assert (ws.gpus, ws.init, ws.user, ws.shm_size) == (2, False, "1000:59", 1 << 30)
+    assert (ws.ulimits["nofile"].soft, ws.ports[0]["container_port"]) == (1000, 8888)
+    assert ws.env == {"A": "2", "B": "false", "C": "0x1F"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("user", "0o17", "a user name"),  # the text 0o17, never the octal number 15
+        ("gpus", "017", "not a GPU count"),  # never a count of 17
+        ("init", "yes", "expected true or false"),
+        ("shm_size", "", "expected a size"),  # an empty value is not a null that means the default
+        ("working_dir", "", "absolute path"),  # not a null that means the default
+    ],
+)
+def test_an_interpolated_value_never_changes_kind(tmp_path: Path, field: str, value: str, message: str) -> None:
+    base = "" if field == "image" else "    image: nvcr.io/nvidia/pytorch:23.08-py3\n"
+    (tmp_path / "ngcws.yaml").write_text(f"workspaces:\n  t:\n{base}    {field}: ${{V}}\n")
+    with pytest.raises(ConfigError, match=message):
+        load(cwd=tmp_path, environ={"V": value})
 
 
 def write(folder: Path, text: str) -> None:
@@ -111,3 +132,25 @@ def test_a_field_that_needs_a_boolean_refuses_yes(tmp_path: Path) -> None:
     write(tmp_path, "    init: yes\n")
     with pytest.raises(ConfigError, match=r"workspaces\.t\.init"):
         load(cwd=tmp_path, environ={})
+
+
+def test_an_env_value_interpolated_to_empty_or_null_is_that_text_never_the_host_value(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("E=\nV=null\nT=~\n")
+    (tmp_path / "ngcws.yaml").write_text(
+        "workspaces:\n  t:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n    env:\n"
+        "      CUDA_VISIBLE_DEVICES: ${GPUS:-}\n      OTHER: ${GPUS-}\n      D2: ${E-d2}\n"
+        "      X: ${V}\n      Y: ${T}\n      FROM_HOST:\n"
+    )
+    host = {"CUDA_VISIBLE_DEVICES": "7", "OTHER": "hostother", "D2": "host", "X": "host", "Y": "host", "FROM_HOST": "h"}
+    ws = load(cwd=tmp_path, environ=host).workspaces["t"]
+    assert ws.env == {"CUDA_VISIBLE_DEVICES": "", "OTHER": "", "D2": "", "X": "null", "Y": "~", "FROM_HOST": "h"}
+
+
+def test_a_byte_order_mark_is_ignored_in_ngcws_yaml_dotenv_and_env_files(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("\ufeffTAG=23.08-py3\n")
+    (tmp_path / "vars.env").write_text("\ufeffA=1\n")
+    (tmp_path / "ngcws.yaml").write_text(
+        "\ufeffworkspaces:\n  t:\n    image: nvcr.io/nvidia/pytorch:${TAG}\n    env_file: vars.env\n"
+    )
+    ws = load(cwd=tmp_path, environ={}).workspaces["t"]
+    assert (ws.image, ws.env) == ("nvcr.io/nvidia/pytorch:23.08-py3", {"A": "1"})
