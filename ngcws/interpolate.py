@@ -53,7 +53,7 @@ def interpolate(value: str, variables: Mapping[str, str], used: set[str] | None 
             i = dollar + 2
         elif nxt == "{":
             end = _closing_brace(value, dollar + 2)
-            out.append(_braced(value[dollar + 2 : end], value, variables, used))
+            out.append(_braced(value[dollar + 2 : end], variables, used))
             i = end + 1
         elif (match := _NAME.match(value, dollar + 1)) is not None:
             out.append(_lookup(match.group(), None, "", variables, used))
@@ -80,14 +80,16 @@ def _closing_brace(value: str, start: int) -> int:
             if depth == 0:
                 return i
         i += 1
-    raise InterpolationError(f"invalid interpolation in {value!r}: a ${{ is not closed by }}")
+    raise InterpolationError("invalid interpolation: a ${ is not closed by }")
 
 
-def _braced(body: str, whole: str, variables: Mapping[str, str], used: set[str] | None) -> str:
+def _braced(body: str, variables: Mapping[str, str], used: set[str] | None) -> str:
+    # The messages never quote the value: it may hold a secret next to the mistake.
     match = _NAME.match(body)
     if match is None:
         raise InterpolationError(
-            f"invalid interpolation in {whole!r}: use ${{VAR}}, ${{VAR:-default}}, ${{VAR:+alt}} or $$ for a literal $"
+            "invalid interpolation: ${ must start with a variable name;"
+            " use ${VAR}, ${VAR:-default}, ${VAR:+alt} or $$ for a literal $"
         )
     name, rest = match.group(), body[match.end() :]
     if not rest:
@@ -95,7 +97,7 @@ def _braced(body: str, whole: str, variables: Mapping[str, str], used: set[str] 
     op = next((o for o in _OPS if rest.startswith(o)), None)
     if op is None:
         raise InterpolationError(
-            f"invalid interpolation in {whole!r}: {rest[0]!r} after ${{{name}; Compose knows"
+            f"invalid interpolation: {rest[0]!r} after ${{{name}; Compose knows"
             " :- - :? ? :+ + (and no other shell expansions)"
         )
     return _lookup(name, op, rest[len(op) :], variables, used)
@@ -132,9 +134,11 @@ class Layered(Mapping[str, str]):
     """``variables`` first, then ``own`` (a file's entries). Looked up by name, never listed, so
     that a recording ``variables`` mapping sees every name that matters."""
 
-    def __init__(self, variables: Mapping[str, str], own: dict[str, str]) -> None:
+    def __init__(self, variables: Mapping[str, str], own: dict[str, str], secret: frozenset[str] = frozenset()) -> None:
         self.variables = variables
         self.own = own
+        #: The names of ``own`` entries whose values are secret (see parse_env_file).
+        self.secret = secret
 
     def __getitem__(self, key: str) -> str:
         found = self.variables.get(key)
@@ -159,10 +163,16 @@ class Layered(Mapping[str, str]):
 
 
 def parse_env_file(
-    text: str, variables: Mapping[str, str] | None = None, used: set[str] | None = None
+    text: str,
+    variables: Mapping[str, str] | None = None,
+    used: set[str] | None = None,
+    secret: set[str] | None = None,
 ) -> dict[str, str]:
     """Parse a ``.env`` / ``env_file`` text; values are interpolated with ``variables`` (then the
     file's own earlier entries) unless single-quoted.
+
+    The names of the entries whose values are secret are added to ``secret``: a secret name, or a
+    value that used a secret variable (``INDIRECT=${HF_TOKEN}``; see ngcws.redact.secret_variable).
 
     Raises ValueError naming the 1-based line of a malformed entry (never quoting a value: the
     file may hold secrets).
@@ -185,6 +195,7 @@ def parse_env_file(
         key, rest = match.group(), line[match.end() :].lstrip(" \t")
         if not rest or rest.startswith("#"):
             if (inherited := lookup.get(key)) is not None:  # `KEY` alone: from the environment
+                _taint(key, {key}, variables, secret)
                 if used is not None:
                     used.add(key)
                 out[key] = inherited
@@ -192,18 +203,31 @@ def parse_env_file(
         if not rest.startswith("="):
             raise ValueError(f"line {number}: expected KEY=VALUE after {key!r}")
         raw = rest[1:].lstrip(" \t")
+        these: set[str] = set()
         try:
             if raw[:1] in ("'", '"'):
                 value, index = _quoted(raw, lines, index, number)
                 if raw[0] == '"':
-                    value = interpolate(value, lookup, used)
+                    value = interpolate(value, lookup, these)
             else:
                 value = re.split(r"[ \t]#", raw, maxsplit=1)[0].rstrip()
-                value = interpolate(value, lookup, used)
+                value = interpolate(value, lookup, these)
         except InterpolationError as exc:
             raise ValueError(f"line {number}: {key}: {exc}") from None
+        if used is not None:
+            used.update(these)
+        _taint(key, these, variables, secret)
         out[key] = value
     return out
+
+
+def _taint(key: str, these: set[str], variables: Mapping[str, str] | None, secret: set[str] | None) -> None:
+    from ngcws.redact import looks_secret, secret_variable
+
+    if secret is None:
+        return
+    if looks_secret(key) or any(n in secret or secret_variable(n, variables or {}) for n in these):
+        secret.add(key)
 
 
 def _quoted(raw: str, lines: list[str], index: int, number: int) -> tuple[str, int]:

@@ -23,6 +23,7 @@ from ngcws.locate import (
     variables_for,
 )
 from ngcws.yamlsource import Document
+from ngcws.yamlsource import Path as Path_
 
 if TYPE_CHECKING:
     from ngcws.inputs import Inputs
@@ -71,25 +72,40 @@ def load_located(
 
     doc = read_document(located, variables, inputs)
     take_as_written(doc)
+    secret = secret_paths(doc, variables)
     context = {"project_dir": str(located.directory), "variables": variables, "inputs": inputs}
     try:
         file = ProjectFile.model_validate(doc.data, context=context)
     except ValidationError as exc:
-        raise _config_error(doc, exc) from None
+        raise _config_error(doc, exc, secret) from None
     name = project_name(located, file.name, project_override)
-    secret = {ws_name: secret_env(doc, ws_name, ws) for ws_name, ws in file.workspaces.items()}
-    return Project(name, located.directory, located.config_file, file, secret, doc)
+    secret_names = {ws_name: secret_env(doc, secret, ws_name, ws) for ws_name, ws in file.workspaces.items()}
+    return Project(name, located.directory, located.config_file, file, secret_names, doc)
 
 
-def secret_env(doc: Document, workspace_name: str, workspace: Any) -> frozenset[str]:
+def secret_paths(doc: Document, variables: Mapping[str, str]) -> dict[Path_, str]:
+    """The values of the file that are secret because their interpolation used a secret variable
+    (by name, or a ``.env`` entry that used one: see :func:`ngcws.redact.secret_variable`), each
+    with the name of one such variable."""
+    from ngcws.redact import secret_variable
+
+    out: dict[Path_, str] = {}
+    for path, used in doc.interpolated.items():
+        found = sorted(name for name in used if secret_variable(name, variables))
+        if found:
+            out[path] = found[0]
+    return out
+
+
+def secret_env(doc: Document, secret: Mapping[Path_, str], workspace_name: str, workspace: Any) -> frozenset[str]:
     """The env names of a workspace whose values are secret: by name, from an env_file, or
-    interpolating a variable whose name looks secret."""
+    interpolating a secret variable."""
     from ngcws.redact import looks_secret
 
     names = {k for k in workspace.env if looks_secret(k)} | set(workspace.env_from_files)
     raw = doc.data["workspaces"][workspace_name].get("env")
-    for path, used in doc.interpolated.items():
-        if path[:3] != ("workspaces", workspace_name, "env") or len(path) != 4 or not any(map(looks_secret, used)):
+    for path in secret:
+        if path[:3] != ("workspaces", workspace_name, "env") or len(path) != 4:
             continue
         entry = path[3]
         if isinstance(entry, int) and isinstance(raw, list) and isinstance(raw[entry], str):
@@ -118,14 +134,14 @@ def take_as_written(doc: Document) -> None:
             continue
 
 
-def _config_error(doc: Document, exc: Any) -> ConfigError:
+def _config_error(doc: Document, exc: Any, secret: Mapping[Path_, str]) -> ConfigError:
     """Turn a pydantic ValidationError into one ConfigError listing every problem."""
     from ngcws.model import FieldConflict
 
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(part for part in err["loc"] if part != "[key]")
-        message = _message(err, loc)
+        message = _message(err, loc, _secret_at(secret, loc))
         conflict = (err.get("ctx") or {}).get("error")
         if isinstance(conflict, FieldConflict):  # point at the first field, name where the other is
             loc = (*loc, conflict.fields[0])
@@ -138,16 +154,28 @@ def _config_error(doc: Document, exc: Any) -> ConfigError:
     return ConfigError("\n".join([first, *rest]))
 
 
-def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+def _secret_at(secret: Mapping[Path_, str], loc: tuple[Any, ...]) -> str | None:
+    """The secret variable used by the value at ``loc`` or by a value inside it, if any."""
+    for path, name in secret.items():
+        if path[: len(loc)] == loc or loc[: len(path)] == path:
+            return name
+    return None
+
+
+#: pydantic's own error types whose message names a type or a choice: said in the project's words.
+_OWN_WORDS = ("value_error", "assertion_error")
+
+
+def _message(err: Mapping[str, Any], loc: tuple[Any, ...], secret: str | None = None) -> str:
+    """An error in the project's words: the parsers' own messages, else which forms are accepted.
+    The value is never shown when it is secret."""
     from pydantic import BaseModel
 
+    from ngcws.forms import expected
     from ngcws.model import Healthcheck, Mount, ProjectFile, Ulimit, Workspace
-    from ngcws.values import suggest
+    from ngcws.values import shown, suggest
 
     kind = err["type"]
-    msg = str(err["msg"])
-    if msg.startswith(("Value error, ", "Assertion failed, ")):
-        msg = msg.split(", ", 1)[1]
     if kind == "extra_forbidden":
         nested = Mount if "mounts" in loc else Ulimit if "ulimits" in loc else Healthcheck
         parents: dict[int, type[BaseModel]] = {1: ProjectFile, 3: Workspace, 4: nested, 5: nested}
@@ -160,20 +188,11 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
         )
     if kind == "missing":
         return "this field is required"
-    if kind in (
-        "literal_error",
-        "enum",
-        "string_pattern_mismatch",
-        "int_parsing",
-        "bool_parsing",
-        "int_type",
-        "string_type",
-        "bool_type",
-        "dict_type",
-        "list_type",
-        "model_type",
-    ):
-        got = err.get("input")
-        choices = re.findall(r"'([^']+)'", msg) if kind == "literal_error" else []
-        return f"{msg}, got {got!r}" + (suggest(str(got), choices) if choices else "")
-    return msg
+    forms = expected(loc, key="[key]" in err["loc"])
+    if secret is not None:
+        return f"expected {forms}; the value is not shown: it is secret (it uses ${{{secret}}})"
+    if kind in _OWN_WORDS:
+        return str(err["msg"]).split(", ", 1)[1]
+    got = err.get("input")
+    choices = re.findall(r"'([^']+)'", str(err["msg"])) if kind == "literal_error" else []
+    return f"expected {forms}, got {shown(got)}" + (suggest(str(got), choices) if choices else "")

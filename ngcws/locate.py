@@ -108,15 +108,16 @@ def variables_for(
     environ = os.environ if environ is None else environ
     dotenv = located.directory / ".env"
     own: dict[str, str] = {}
+    secret: set[str] = set()
     try:
         text = inputs.read(dotenv) if inputs is not None else (dotenv.read_text() if dotenv.is_file() else None)
         if text is not None:
-            own = parse_env_file(text, environ)
+            own = parse_env_file(text, environ, secret=secret)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{dotenv}: cannot read: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{dotenv}: {exc}") from None
-    return Layered(environ, own)
+    return Layered(environ, own, frozenset(secret))
 
 
 def read_document(located: Located, variables: Mapping[str, str], inputs: Inputs | None = None) -> Document:

@@ -2,7 +2,9 @@
 
 An env value is secret when its name looks secret (it contains ``KEY``, ``TOKEN``, ``SECRET``,
 ``PASSWORD``, ``PASS`` or ``CREDENTIAL``, in any case), when it came from an ``env_file``, or when it
-interpolates a variable whose name looks secret (``WANDB: ${WANDB_API_KEY}``). The container gets
+interpolates a secret variable: one whose name looks secret (``WANDB: ${WANDB_API_KEY}``), or a
+``.env`` entry whose own value used a secret variable (``.env``: ``INDIRECT=${HF_TOKEN}``; file:
+``VIA: ${INDIRECT}``), through any number of such steps. Secrecy follows the value. The container gets
 the value; container labels, the desired-state cache, ``plan``/``up``/``ps`` output and error
 messages get at most a keyed digest (HMAC-SHA256 with a per-user key), so that a changed secret is
 still seen as drift, but the value cannot be read back or guessed from a list of candidates
@@ -24,6 +26,19 @@ def looks_secret(name: str) -> bool:
     """Whether a variable named ``name`` holds a secret by its name alone."""
     upper = name.upper()
     return any(pattern in upper for pattern in PATTERNS)
+
+
+def secret_variable(name: str, variables: Mapping[str, str]) -> bool:
+    """Whether the interpolation variable ``name`` holds a secret: by its name, or because it is a
+    ``.env`` entry whose value used a secret variable itself (``INDIRECT=${HF_TOKEN}``), at any
+    depth of ``.env`` layers (``variables`` is an ngcws.interpolate.Layered for those)."""
+    if looks_secret(name):
+        return True
+    while variables is not None:
+        if name in getattr(variables, "secret", ()):
+            return True
+        variables = getattr(variables, "variables", None)  # type: ignore[assignment]
+    return False
 
 
 def digest(key: bytes, value: str) -> str:

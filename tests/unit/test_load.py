@@ -126,7 +126,7 @@ def test_equivalent_spellings_give_equal_models(tmp_path: Path) -> None:
             r":5:10: workspaces.train.env.A: variable \$\{NOPE_UNDEFINED\} is not set",
         ),
         ("    labels: {ngcws.project: x}\n", r"the ngcws. prefix is reserved"),
-        ("    restart: sometimes\n", r"workspaces.train.restart: Input should be"),
+        ("    restart: sometimes\n", r"workspaces.train.restart: expected no, always, on-failure or unless-stopped"),
         ("    working_dir: workspace\n", r"working_dir must be an absolute path"),
         ("    gpus: [GPU-3a23c669]\n", r"'GPU-3a23c669' is not a GPU id: use .* a full UUID"),
         ("    gpus: ['0:x']\n", r"'0:x' is not a GPU id"),

@@ -1,0 +1,56 @@
+"""What each field of ngcws.yaml accepts, in words: the "expected ..." of every error message that
+is not a parser's own (pydantic's type and choice errors, and any error about a secret value,
+whose text is never shown). Pure; keyed by the field's path in the file."""
+
+from __future__ import annotations
+
+from ngcws.values import CAPABILITIES, GPU_EXPECTED
+
+MAP_OR_LIST = "a map of NAME: value, or a list of NAME=value strings"
+
+WORKSPACE_FIELDS = {
+    "image": "an image reference such as nvcr.io/nvidia/pytorch:23.08-py3",
+    "gpus": GPU_EXPECTED.removeprefix("expected "),
+    "capabilities": f"a list of NVIDIA driver capabilities ({', '.join(CAPABILITIES)} or all)",
+    "shm_size": "a size such as 16g, 512m or a number of bytes",
+    "ipc": "private, shareable, host or none",
+    "ulimits": "a map of limit names to a limit (a whole number, -1 for unlimited) or {soft: N, hard: N}",
+    "mounts": 'a list of mounts, each "SOURCE:TARGET[:ro|rw]" or {type, source, target, read_only}',
+    "env": MAP_OR_LIST,
+    "env_file": "a path or a list of paths",
+    "working_dir": "an absolute path inside the container",
+    "user": 'root, host, a user name or "UID[:GID]"',
+    "command": "a command as one string or a list of strings",
+    "ports": 'a list of ports such as 8888, "8888:8888" or "127.0.0.1:8888:8888/tcp"',
+    "restart": "no, always, on-failure or unless-stopped",
+    "pull": "missing, always or never",
+    "init": "true or false",
+    "labels": MAP_OR_LIST,
+}
+MOUNT_FIELDS = {
+    "type": "bind, volume or tmpfs",
+    "source": "a host path (bind) or a volume name (volume)",
+    "target": "an absolute path inside the container",
+    "read_only": "true or false",
+    "create_host_path": "true or false",
+}
+MOUNT = 'a mount: "SOURCE:TARGET[:ro|rw]" or {type, source, target, read_only, create_host_path}'
+LIMIT = "a whole number, -1 for unlimited"
+
+
+def expected(loc: tuple[str | int, ...], key: bool = False) -> str:
+    """The accepted forms of the value at ``loc`` (of its name, with ``key``), in words."""
+    if loc == ("name",):
+        return "a project name: lower-case letters, digits, _ and -, starting with a letter or a digit"
+    if loc[:1] != ("workspaces",) or len(loc) == 1:
+        return "a map with workspaces: (and optionally name: and x- extension keys)"
+    if len(loc) == 2:
+        if key:
+            return "a workspace name: letters, digits, _, . and -, starting with a letter or a digit"
+        return "a workspace: a map of settings with at least image:"
+    field, rest = str(loc[2]), loc[3:]
+    if field == "mounts" and rest:
+        return MOUNT_FIELDS.get(str(rest[1]), MOUNT) if len(rest) > 1 else MOUNT
+    if field == "ulimits" and rest:
+        return LIMIT if len(rest) > 1 else f"{LIMIT}, or {{soft: N, hard: N}}"
+    return WORKSPACE_FIELDS.get(field, "a known setting")
