@@ -14,10 +14,14 @@ PLANTED = "planted-s3cr3t-7f1c"
 
 def secret_project(project: Workspace, testbed: dict[str, str], token: str) -> dict[str, str]:
     (project.dir / "secrets.env").write_text(f"FROM_FILE={PLANTED}-file\n")
-    (project.dir / ".env").write_text(f"DB_PASSWORD={PLANTED}-dotenv\n")
+    # Secrecy follows the value through .env variables with innocent names, at any depth.
+    (project.dir / ".env").write_text(
+        f'DB_PASSWORD={PLANTED}-dotenv\nINDIRECT=${{DB_PASSWORD}}\nDEEP="d-${{INDIRECT}}"\n'
+    )
     project.write(
         f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_NGC']}\n    gpus: none\n    env_file: secrets.env\n"
         "    env:\n      HF_TOKEN: ${HF_TOKEN}\n      WANDB: ${HF_TOKEN}\n      PW: ${DB_PASSWORD}\n"
+        "      VIA_INDIRECT: ${INDIRECT}\n      VIA_DEEP: x${DEEP}\n"
         f"      NGC_API_KEY: {PLANTED}-literal\n      PLAIN: visible\n"
     )
     return {"HF_TOKEN": token, "XDG_CACHE_HOME": str(project.dir.parent / "cache")}
@@ -30,9 +34,12 @@ def test_planted_secrets_reach_the_container_and_nothing_else(project: Workspace
         result = project.ngcws(*args, env=env)
         assert result.returncode == 0, result.stderr.decode()
         outputs.append(result.stdout.decode() + result.stderr.decode())
-    inside = project.ok("exec", "sh", "-c", "echo $HF_TOKEN $WANDB $PW $NGC_API_KEY $FROM_FILE $PLAIN", env=env)
+    inside = project.ok(
+        "exec", "sh", "-c", "echo $HF_TOKEN $WANDB $PW $NGC_API_KEY $FROM_FILE $PLAIN $VIA_INDIRECT $VIA_DEEP", env=env
+    )
     assert inside.split() == [
-        f"{PLANTED}-env", f"{PLANTED}-env", f"{PLANTED}-dotenv", f"{PLANTED}-literal", f"{PLANTED}-file", "visible"
+        f"{PLANTED}-env", f"{PLANTED}-env", f"{PLANTED}-dotenv", f"{PLANTED}-literal", f"{PLANTED}-file", "visible",
+        f"{PLANTED}-dotenv", f"xd-{PLANTED}-dotenv",
     ]  # fmt: skip
 
     (container,) = project.containers()

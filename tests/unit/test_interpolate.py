@@ -181,3 +181,20 @@ def test_env_file_values_are_interpolated_and_quoted(tmp_path: Path) -> None:
 def test_a_bad_dotenv_is_a_config_error_naming_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.env: line 2: expected KEY=VALUE"):
         project(tmp_path, "", dotenv="A=1\n=oops\n")
+
+
+def test_secrecy_follows_a_value_through_dotenv_variables() -> None:
+    secret: set[str] = set()
+    text = 'HF_TOKEN=hf_x\nINDIRECT=${HF_TOKEN}\nDEEP="a-${INDIRECT}"\nDEFAULTED=${UNSET:-${DEEP}}\nPLAIN=p\nCOPY=${PLAIN}\n'
+    parse_env_file(text, {}, secret=secret)
+    assert secret == {"HF_TOKEN", "INDIRECT", "DEEP", "DEFAULTED"}
+
+
+def test_a_dotenv_entry_using_a_secret_makes_what_uses_it_secret(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HF_TOKEN=hf_x\nINDIRECT=${HF_TOKEN}\n")
+    (tmp_path / "ngcws.yaml").write_text(
+        "workspaces:\n  t:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n"
+        "    env:\n      VIA_INDIRECT: ${INDIRECT}\n      PLAIN: ${HOME_DIR:-x}\n"
+    )
+    project = load(cwd=tmp_path, environ={})
+    assert project.secret_env["t"] == {"VIA_INDIRECT"}

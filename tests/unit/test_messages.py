@@ -86,7 +86,7 @@ SECRET = "hf_SECRETvalue123"
         (f'HF_TOKEN="{SECRET}${{X/a/b}}"\n', HEAD, None),  # a bad interpolation in .env
         (f"A={SECRET}${{X/a/b}}\n", HEAD, None),  # ... in any .env line
         (f"A={SECRET}${{\n", HEAD, None),  # an unclosed ${
-        ("", HEAD + f"    env_file: vars.env\n", f"A={SECRET}${{X/a/b}}\n"),  # ... in an env_file line
+        ("", HEAD + "    env_file: vars.env\n", f"A={SECRET}${{X/a/b}}\n"),  # ... in an env_file line
         ("", HEAD + f"    env:\n      A: {SECRET}${{X/a/b}}\n", None),  # ... in an env value
         ("", HEAD + f"    env:\n      A: {SECRET}${{}}\n", None),
         (f"NGC_API_KEY={SECRET}\n", HEAD + "    shm_size: ${NGC_API_KEY}\n", None),  # a field refuses a secret
