@@ -84,6 +84,26 @@ def _controller(ctx: typer.Context) -> Any:
     return Controller(load_state(g.file, g.project_name), Engine(), Console())
 
 
+def _labels_controller(ctx: typer.Context) -> Any:
+    """A controller for down, stop, start, restart and ps: these need only the project's identity
+    and its containers' labels, so they work when ngcws.yaml's variables cannot be resolved (a note
+    says so) and, with -p NAME, without a file."""
+    from ngcws.controller import Controller
+    from ngcws.engine import Engine
+    from ngcws.present import Console
+    from ngcws.state import identity_state
+
+    g = _globals(ctx)
+    state, note = identity_state(g.file, g.project_name)
+    console = Console()
+    controller = Controller(state, Engine(), console)
+    if note is not None:
+        console.note(note)
+        if not state.workspaces:
+            controller.from_labels()
+    return controller
+
+
 def _pull_option(value: str | None) -> str | None:
     if value is not None and value not in ("always", "missing", "never"):
         raise typer.BadParameter("expected always, missing or never")
@@ -258,7 +278,7 @@ def down(
     ] = False,
 ) -> None:
     """Stop and remove the project's containers. Bind-mounted host folders are never touched."""
-    result = _controller(ctx).down(remove_orphans, volumes, force)
+    result = _labels_controller(ctx).down(remove_orphans, volumes, force)
     if not result.actions:
         print("nothing to remove", file=sys.stderr)
 
@@ -309,7 +329,7 @@ def ps(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help=
 
     if format not in ("table", "json"):
         raise UsageError(f"--format {format}: expected table or json")
-    Console().table(_controller(ctx).status(), format)
+    Console().table(_labels_controller(ctx).status(), format)
 
 
 @app.command()
@@ -319,7 +339,7 @@ def pull(ctx: typer.Context, workspaces: Workspaces = None) -> None:
 
 
 def _lifecycle(ctx: typer.Context, verb: str, workspaces: list[str] | None) -> None:
-    for name in _controller(ctx).lifecycle(verb, workspaces):
+    for name in _labels_controller(ctx).lifecycle(verb, workspaces):
         print(f"{verb} {name}", file=sys.stderr)
 
 

@@ -16,7 +16,7 @@ from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
-from ngcws.spec import DesiredContainer, DesiredState, Invoker
+from ngcws.spec import DesiredContainer, DesiredState, Invoker, container_name
 
 if TYPE_CHECKING:  # the guard is imported only when something would be destroyed: no-op up stays lean
     from ngcws.guard import Hold
@@ -195,9 +195,15 @@ class Controller:
                 self.reporter.note(f"workspace {name!r} has no container; run `ngcws up {name}`")
         return touched
 
+    def from_labels(self) -> None:
+        """Without an ngcws.yaml, the project's workspaces are those its containers' labels name."""
+        names = sorted({c.workspace for c in owned(self.observe([]), self.identity.directory)})
+        self.state = self.state._replace(workspaces=tuple(names))
+        self.every = names
+
     def status(self) -> list[Status]:
         names = self.every
-        desired = self.desired(names)
+        desired = self.desired(n for n in names if n in self.state.containers)
         observed = self.observe(desired)
         ours = owned(observed, self.identity.directory)
         rows = self._status_rows(names, desired, observed, ours)
@@ -219,6 +225,14 @@ class Controller:
         self, names: list[str], desired: list[DesiredContainer], observed: Observed, ours: list[ObservedContainer]
     ) -> list[Status]:
         rows = []
+        for name in (n for n in names if n not in self.state.containers):  # ngcws.yaml not resolved
+            found = [c for c in ours if c.workspace == name]
+            rows.extend(
+                Status(name, c.name, c.id[:12], c.state, "", (c.essence or {}).get("gpus", "?"), c.status, "unknown")
+                for c in found
+            )
+            if not found:
+                rows.append(Status(name, container_name(self.identity.project, name), "", "missing", "", "", "", ""))
         for want in desired:
             found = [c for c in ours if c.workspace == want.workspace]
             current = next((c for c in found if c.name == want.name), found[0] if found else None)
@@ -326,7 +340,7 @@ class Controller:
 
     def _containers(self, names: list[str]) -> list[ObservedContainer]:
         observed = self.observe([])
-        wanted = {n: self.state.containers[n].name for n in names}
+        wanted = {n: container_name(self.identity.project, n) for n in names}
         return [c for c in owned(observed, self.identity.directory) if wanted.get(c.workspace) == c.name]
 
     def _locked(self) -> Any:

@@ -74,7 +74,7 @@ class DesiredState(NamedTuple):
     def select(self, names: list[str] | None) -> list[str]:
         """Workspace names from the command line (none given: all), checked against the file."""
         for name in names or []:
-            if name not in self.containers:
+            if name not in self.workspaces:
                 raise unknown_workspace(name, list(self.workspaces), self.identity.config_file)
         return list(names) if names else list(self.workspaces)
 

@@ -134,6 +134,64 @@ def load_state(explicit: Files = None, project_override: str | None = None) -> D
     return state
 
 
+def identity_state(explicit: str | None = None, project_override: str | None = None) -> tuple[DesiredState, str | None]:
+    """For ``down``, ``stop`` and ``ps``, which need only the project's identity (name and folder)
+    and what the containers' labels say: the desired state when ngcws.yaml resolves, else the
+    identity alone (no desired containers) and a note saying why. Tearing down never needs the
+    file's variables or env files; ``-p NAME`` without a file names the project of this folder,
+    as ``docker compose -p NAME down`` does."""
+    from ngcws.errors import ConfigError, ConfigNotFound
+    from ngcws.locate import CONFIG_NAME, project_name
+
+    try:
+        located = locate(explicit)
+    except ConfigNotFound:
+        if project_override is None or explicit or os.environ.get("NGCWS_FILE"):
+            raise
+        folder = Path.cwd().resolve()
+        name = project_name(Located(folder / CONFIG_NAME, folder), None, project_override)
+        note = f"no {CONFIG_NAME} here: project {name!r} of {folder} as its containers' labels say"
+        return DesiredState(Identity(name, str(folder), str(folder / CONFIG_NAME)), (), {}), note
+    try:
+        return load_state(explicit, project_override), None
+    except ConfigNotFound:
+        raise
+    except ConfigError as exc:
+        why = exc.message.splitlines()[0]
+    name, workspaces = _identity_of(located, project_override)
+    note = f"{why}\nacting on the containers' labels only (project {name!r}, {located.directory})"
+    return DesiredState(Identity(name, str(located.directory), str(located.config_file)), workspaces, {}), note
+
+
+def _identity_of(located: Located, project_override: str | None) -> tuple[str, tuple[str, ...]]:
+    """The project name and workspace names of a file that does not resolve: the YAML as written,
+    with only the ``name:`` interpolated (when its variables are set)."""
+    from ngcws.errors import ConfigError
+    from ngcws.interpolate import InterpolationError, interpolate
+    from ngcws.locate import normalize_name, project_name
+    from ngcws.yamlsource import parse
+
+    try:
+        variables: Mapping[str, str] = variables_for(located)
+    except ConfigError:
+        variables = os.environ
+    data = parse(located.config_file.read_text(), str(located.config_file)).data
+    data = data if isinstance(data, dict) else {}
+    declared = data.get("name")
+    if isinstance(declared, str) and project_override is None:
+        try:
+            declared = interpolate(declared, variables)
+        except InterpolationError as exc:
+            raise ConfigError(
+                f"{located.config_file}: name: {exc}", hint="or pass the project name: ngcws -p NAME ..."
+            ) from None
+        if normalize_name(declared) != declared:
+            raise ConfigError(f"{located.config_file}: name: {declared!r} must match [a-z0-9][a-z0-9_-]*")
+    workspaces = data.get("workspaces")
+    names = tuple(str(k) for k in workspaces) if isinstance(workspaces, dict) else ()
+    return project_name(located, declared if isinstance(declared, str) else None, project_override), names
+
+
 def _key(located: Located, invoker: Invoker, override: str | None, key: bytes) -> dict[str, Any]:
     return {
         "version": __version__,
