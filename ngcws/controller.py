@@ -224,7 +224,7 @@ class Controller:
     def _status_rows(
         self, names: list[str], desired: list[DesiredContainer], observed: Observed, ours: list[ObservedContainer]
     ) -> list[Status]:
-        rows = []
+        rows: list[Status] = []
         for name in (n for n in names if n not in self.state.containers):  # ngcws.yaml not resolved
             found = [c for c in ours if c.workspace == name]
             rows.extend(
