@@ -138,12 +138,10 @@ def config(
     ] = False,
     files: Annotated[bool, typer.Option("--files", help="Print the files taking part, one a line")] = False,
 ) -> None:
-    """Validate ngcws.yaml (merged with its overrides) and print it fully resolved."""
+    """Validate ngcws.yaml (merged with its overrides) and print it fully resolved, as a valid ngcws.yaml."""
     import json
 
-    import yaml
-
-    from ngcws.redact import shown
+    from ngcws.resolved import dump_yaml, resolved_file
 
     project = _load(ctx)
     if files:
@@ -156,17 +154,11 @@ def config(
     if sources:
         _print_sources(project, show_secrets)
         return
-    workspaces = {}
-    for name, ws in project.workspaces.items():
-        data = ws.model_dump(mode="json")
-        if not show_secrets:
-            data["env"] = shown(data["env"], project.secret_env.get(name, ()))
-        workspaces[name] = data
-    data = {"name": project.name, "workspaces": workspaces}
+    data = resolved_file(project, show_secrets)
     if format == "json":
         print(json.dumps(data, indent=2))
     elif format == "yaml":
-        print(yaml.safe_dump(data, sort_keys=False), end="")
+        print(dump_yaml(data), end="")
     else:
         raise UsageError(f"--format {format}: expected yaml or json")
 
