@@ -62,6 +62,14 @@ def parse_integer(value: Any, what: str) -> int:
     raise ValueError(f"expected {what}, got {shown(value)}")
 
 
+def kind_of(value: Any) -> str:
+    """A value's kind, for messages that must not quote it (it may be a secret)."""
+    if value == "":
+        return "an empty string"
+    kinds = {dict: "a map", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
 def shown(value: Any) -> str:
     """A value in a message: its text, or its kind for a map or a list (never a whole subtree)."""
     if isinstance(value, (dict, list)):
@@ -233,12 +241,12 @@ def parse_mapping(value: Any, what: str, inherit: Mapping[str, str] | None = Non
     elif isinstance(value, list):
         pairs = []
         for item in value:
-            if not isinstance(item, str) or not item:
-                raise ValueError(f"expected {what} entries as KEY=VALUE strings, got {item!r}")
+            if not isinstance(item, str) or not item:  # never the entry itself: it may hold a secret
+                raise ValueError(f"expected {what} entries as KEY=VALUE strings, got {kind_of(item)}")
             key, sep, val = item.partition("=")
             pairs.append((key, val if sep else None))
     else:
-        raise ValueError(f"expected {what} as a map or a list of KEY=VALUE, got {value!r}")
+        raise ValueError(f"expected {what} as a map or a list of KEY=VALUE, got {kind_of(value)}")
     out: dict[str, str] = {}
     for key, given in pairs:
         if not key:

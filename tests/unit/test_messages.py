@@ -95,6 +95,8 @@ SECRET = "hf_SECRETvalue123"
         (f"NGC_API_KEY={SECRET}\nINDIRECT=x${{NGC_API_KEY}}\n", HEAD + "    gpus: ${INDIRECT}\n", None),  # tainted
         (f"NGC_API_KEY={SECRET}\n", HEAD + "    ulimits: {nofile: '${NGC_API_KEY}'}\n", None),
         (f"NGC_API_KEY={SECRET}\n", HEAD + "    ports: ['${NGC_API_KEY}']\n", None),
+        ("", HEAD + f"    env: [{{HF_TOKEN: {SECRET}}}]\n", None),  # secret by name, not interpolated
+        ("", HEAD + f"    env: HF_TOKEN={SECRET}\n", None),
     ],
 )
 def test_no_error_shows_a_secret(tmp_path: Path, dotenv: str, yaml: str, env_file: str | None) -> None:
