@@ -26,6 +26,8 @@ WORKSPACE_FIELDS = {
     "pull": "missing, always or never",
     "init": "true or false",
     "labels": MAP_OR_LIST,
+    "gpu_request": "auto, device-requests, runtime or cdi",
+    "ignore_changes": "a list of paths in the container ('/opt/scratch') or names ('*.log')",
 }
 MOUNT_FIELDS = {
     "type": "bind, volume or tmpfs",
@@ -38,8 +40,26 @@ MOUNT = 'a mount: "SOURCE:TARGET[:ro|rw]" or {type, source, target, read_only, c
 LIMIT = "a whole number, -1 for unlimited"
 
 
-def expected(loc: tuple[str | int, ...], key: bool = False) -> str:
-    """The accepted forms of the value at ``loc`` (of its name, with ``key``), in words."""
+#: pydantic's error types, in words: for a field that has no entry above yet.
+KINDS = {
+    "string_type": "a string",
+    "string_too_short": "a string that is not empty",
+    "list_type": "a list",
+    "too_short": "a list that is not empty",
+    "dict_type": "a map",
+    "model_type": "a map",
+    "model_attributes_type": "a map",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+
+def expected(loc: tuple[str | int, ...], key: bool = False) -> str | None:
+    """The accepted forms of the value at ``loc`` (of its name, with ``key``), in words; None for a
+    field this table does not know (the caller says it from the error's kind)."""
     if loc == ("name",):
         return "a project name: lower-case letters, digits, _ and -, starting with a letter or a digit"
     if loc[:1] != ("workspaces",) or len(loc) == 1:
@@ -53,4 +73,4 @@ def expected(loc: tuple[str | int, ...], key: bool = False) -> str:
         return MOUNT_FIELDS.get(str(rest[1]), MOUNT) if len(rest) > 1 else MOUNT
     if field == "ulimits" and rest:
         return LIMIT if len(rest) > 1 else f"{LIMIT}, or {{soft: N, hard: N}}"
-    return WORKSPACE_FIELDS.get(field, "a known setting")
+    return WORKSPACE_FIELDS.get(field)

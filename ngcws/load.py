@@ -171,7 +171,7 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...], secret: str | None = 
     The value is never shown when it is secret."""
     from pydantic import BaseModel
 
-    from ngcws.forms import expected
+    from ngcws.forms import KINDS, expected
     from ngcws.model import Healthcheck, Mount, ProjectFile, Ulimit, Workspace
     from ngcws.values import shown, suggest
 
@@ -188,11 +188,13 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...], secret: str | None = 
         )
     if kind == "missing":
         return "this field is required"
+    choices = re.findall(r"'([^']+)'", str(err["msg"])) if kind == "literal_error" else []
     forms = expected(loc, key="[key]" in err["loc"])
+    if forms is None:
+        forms = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else KINDS.get(kind, "another value")
     if secret is not None:
         return f"expected {forms}; the value is not shown: it is secret (it uses ${{{secret}}})"
     if kind in _OWN_WORDS:
         return str(err["msg"]).split(", ", 1)[1]
     got = err.get("input")
-    choices = re.findall(r"'([^']+)'", str(err["msg"])) if kind == "literal_error" else []
     return f"expected {forms}, got {shown(got)}" + (suggest(str(got), choices) if choices else "")

@@ -132,7 +132,7 @@ def test_equivalent_spellings_give_equal_models(tmp_path: Path) -> None:
         ("    gpus: ['0:x']\n", r"'0:x' is not a GPU id"),
         ("    gpu_request: cdi\n    capabilities: [utility]\n", r"capabilities do not apply to gpu_request: cdi"),
         ("    gpu_request: runtime\n    env: {NVIDIA_VISIBLE_DEVICES: '0'}\n", r"write gpus: \[0, 1\] instead"),
-        ("    gpu_request: legacy\n", r"workspaces.train.gpu_request: Input should be 'auto'"),
+        ("    gpu_request: legacy\n", r"workspaces.train.gpu_request: expected auto, device-requests, runtime or cdi"),
     ],
 )
 def test_mistakes_name_file_line_column_and_field(tmp_path: Path, body: str, expected: str) -> None:

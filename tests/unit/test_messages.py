@@ -57,6 +57,9 @@ BAD = {
     "shm_size list": HEAD + "    shm_size: [1]\n",
     "image number": "workspaces:\n  t:\n    image: 5\n",
     "image missing": "workspaces:\n  t:\n    gpus: all\n",
+    "gpu_request typo": HEAD + "    gpu_request: legacy\n",
+    "ignore_changes string": HEAD + "    ignore_changes: /a\n",
+    "ignore_changes empty": HEAD + "    ignore_changes: ['']\n",
 }
 RAW_WORDINGS = ("Input should be", "instance of", "valid dictionary", "Field required", "Value error")
 
@@ -118,3 +121,11 @@ def test_a_secret_value_refused_by_a_field_says_the_form_and_the_variable(tmp_pa
         ConfigError, match=r"shm_size: expected a size such as 16g.*secret \(it uses \$\{NGC_API_KEY\}\)"
     ):
         load(cwd=tmp_path, environ={})
+
+
+def test_every_field_has_words_for_what_it_accepts() -> None:
+    from ngcws.forms import MOUNT_FIELDS, WORKSPACE_FIELDS
+    from ngcws.model import Mount, Workspace
+
+    assert set(Workspace.model_fields) <= set(WORKSPACE_FIELDS), "add the new field to ngcws/forms.py"
+    assert set(Mount.model_fields) <= set(MOUNT_FIELDS), "add the new field to ngcws/forms.py"
