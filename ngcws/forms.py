@@ -28,6 +28,39 @@ WORKSPACE_FIELDS = {
     "labels": MAP_OR_LIST,
     "gpu_request": "auto, device-requests, runtime or cdi",
     "ignore_changes": "a list of paths in the container ('/opt/scratch') or names ('*.log')",
+    "cap_add": "a list of Linux capability names such as [IPC_LOCK, SYS_ADMIN]",
+    "cap_drop": "a list of Linux capability names such as [NET_RAW]",
+    "cpus": "a number of CPUs such as 1.5",
+    "cpuset": 'the CPUs allowed, such as "0-3,8"',
+    "devices": 'a list of devices, each "/dev/HOST[:/dev/CONTAINER][:rwm]"',
+    "dns": "a list of IP addresses",
+    "entrypoint": "a command as one string or a list of strings",
+    "extra_hosts": 'a list of "HOST:IP" or a map of HOST: IP',
+    "group_add": "a list of group names or ids",
+    "healthcheck": "a map with test, interval, timeout, start_period, retries or disable",
+    "hostname": "a host name",
+    "mem_limit": "a size such as 16g, 512m or a number of bytes",
+    "memswap_limit": "a size such as 16g, 512m or a number of bytes, or -1 for unlimited",
+    "network_mode": "bridge, host, none or container:NAME",
+    "networks": "a list of network names, or a map of network names to settings",
+    "pids_limit": "a number of processes, or -1 for unlimited",
+    "privileged": "true or false",
+    "read_only": "true or false",
+    "runtime": "a runtime name such as runc or nvidia",
+    "security_opt": 'a list of options such as "no-new-privileges" or "seccomp=PROFILE.json"',
+    "stop_grace_period": "a duration in whole seconds such as 10s or 1m30s",
+    "stop_signal": "a signal name such as SIGINT or SIGTERM",
+    "sysctls": MAP_OR_LIST,
+    "tmpfs": 'a path or a list of "PATH[:OPTIONS]"',
+}
+HEALTHCHECK_FIELDS = {
+    "test": 'a shell command, or ["CMD", ...] / ["CMD-SHELL", "..."] / ["NONE"]',
+    "interval": "a duration such as 10s, 1m30s or 500ms",
+    "timeout": "a duration such as 10s, 1m30s or 500ms",
+    "start_period": "a duration such as 10s, 1m30s or 500ms",
+    "start_interval": "a duration such as 10s, 1m30s or 500ms",
+    "retries": "a whole number, 0 or more",
+    "disable": "true or false",
 }
 MOUNT_FIELDS = {
     "type": "bind, volume or tmpfs",
@@ -71,6 +104,8 @@ def expected(loc: tuple[str | int, ...], key: bool = False) -> str | None:
     field, rest = str(loc[2]), loc[3:]
     if field == "mounts" and rest:
         return MOUNT_FIELDS.get(str(rest[1]), MOUNT) if len(rest) > 1 else MOUNT
+    if field == "healthcheck" and rest:
+        return HEALTHCHECK_FIELDS.get(str(rest[0]), WORKSPACE_FIELDS["healthcheck"])
     if field == "ulimits" and rest:
         return LIMIT if len(rest) > 1 else f"{LIMIT}, or {{soft: N, hard: N}}"
     return WORKSPACE_FIELDS.get(field)

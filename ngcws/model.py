@@ -20,8 +20,6 @@ from pydantic import (
     Field,
     PlainValidator,
     PrivateAttr,
-    StrictBool,
-    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -108,6 +106,20 @@ Bool = Annotated[
     bool,
     PlainValidator(values.parse_bool, json_schema_input_type=Any),
     Field(json_schema_extra={"anyOf": [{"type": "boolean"}, {"enum": list(values.BOOL_TEXTS)}]}),
+]
+
+
+def _count(value: Any) -> int:
+    count = values.parse_integer(value, "a whole number, 0 or more")
+    if count < 0:
+        raise ValueError(f"expected a whole number, 0 or more, got {count}")
+    return count
+
+
+Count = Annotated[
+    int,
+    PlainValidator(_count, json_schema_input_type=Any),
+    Field(json_schema_extra={"anyOf": [{"type": "integer", "minimum": 0}, _INTEGER_TEXT]}),
 ]
 
 
@@ -283,8 +295,8 @@ class Healthcheck(_Strict):
         PlainValidator(values.parse_duration, json_schema_input_type=Any),
         Field(json_schema_extra=_DURATION_SCHEMA),
     ] = None
-    retries: StrictInt | None = Field(default=None, ge=0)
-    disable: StrictBool = False
+    retries: Count | None = None
+    disable: Bool = False
 
     @model_validator(mode="after")
     def _test_or_disable(self) -> Healthcheck:
@@ -523,7 +535,7 @@ class Workspace(_Strict):
     security_opt: Annotated[
         list[str], PlainValidator(_security_opt, json_schema_input_type=Any), Field(json_schema_extra=_STRINGS_SCHEMA)
     ] = Field(default_factory=list)
-    privileged: StrictBool = False
+    privileged: Bool = False
     entrypoint: Annotated[
         list[str] | None,
         PlainValidator(_entrypoint, json_schema_input_type=Any),
@@ -575,7 +587,7 @@ class Workspace(_Strict):
         PlainValidator(_group_add, json_schema_input_type=Any),
         Field(json_schema_extra={"type": "array", "items": {"type": ["string", "integer"]}}),
     ] = Field(default_factory=list)
-    read_only: StrictBool = False
+    read_only: Bool = False
     stop_signal: Annotated[
         str | None,
         PlainValidator(values.parse_signal, json_schema_input_type=Any),

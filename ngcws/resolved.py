@@ -1,7 +1,8 @@
 """The fully resolved ngcws.yaml that ``ngcws config`` prints: a valid ngcws.yaml again.
 
 Every value is written in a form the loader accepts and that gives the same desired state when
-loaded back: ports as ``"IP:HOST:CONTAINER/proto"`` strings, mounts in long form with absolute
+loaded back: unset fields left out, ports as ``"IP:HOST:CONTAINER/proto"`` strings, tmpfs and
+devices as ``docker run`` writes them, durations with a unit, mounts in long form with absolute
 sources, sizes in bytes, ``$`` written ``$$`` (the output is interpolated again when loaded). Entries that come
 from an ``env_file`` stay there (the file is listed), unless secrets are shown; secret values are
 ``<redacted>`` unless secrets are shown. Pure.
@@ -24,7 +25,16 @@ def resolved_file(project: Any, show_secrets: bool = False) -> dict[str, Any]:
             env = shown({k: v for k, v in env.items() if k not in workspace.env_from_files}, project.secret_env[name])
         data["env"] = env
         data["ports"] = [port_text(port) for port in data["ports"]]
-        workspaces[name] = _escaped(data)
+        if "tmpfs" in data:
+            data["tmpfs"] = [f"{path}:{options}" if options else path for path, options in data["tmpfs"].items()]
+        if "devices" in data:
+            data["devices"] = [f"{d['source']}:{d['target']}:{d['permissions']}" for d in data["devices"]]
+        if isinstance(data.get("healthcheck"), dict):
+            check = data["healthcheck"]
+            for key in ("interval", "timeout", "start_period", "start_interval"):
+                if isinstance(check.get(key), int):
+                    check[key] = duration_text(check[key])
+        workspaces[name] = _escaped(_without_nulls(data))
     return {"name": project.name, "workspaces": workspaces}
 
 
@@ -36,6 +46,18 @@ def port_text(port: dict[str, Any]) -> str:
     if ip:
         return f"{'[' + ip + ']' if ':' in ip else ip}:{host}:{text}"
     return f"{host}:{text}" if host else text
+
+
+def duration_text(nanoseconds: int) -> str:
+    """Nanoseconds → a duration the loader reads back (a bare number there means seconds)."""
+    return f"{nanoseconds // 10**9}s" if nanoseconds % 10**9 == 0 else f"{nanoseconds}ns"
+
+
+def _without_nulls(value: Any) -> Any:
+    """Maps without their null (unset: the default) entries, at any depth."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    return value
 
 
 def _escaped(value: Any) -> Any:

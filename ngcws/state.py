@@ -134,7 +134,7 @@ def load_state(explicit: Files = None, project_override: str | None = None) -> D
     return state
 
 
-def identity_state(explicit: str | None = None, project_override: str | None = None) -> tuple[DesiredState, str | None]:
+def identity_state(explicit: Files = None, project_override: str | None = None) -> tuple[DesiredState, str | None]:
     """For ``down``, ``stop`` and ``ps``, which need only the project's identity (name and folder)
     and what the containers' labels say: the desired state when ngcws.yaml resolves, else the
     identity alone (no desired containers) and a note saying why. Tearing down never needs the
@@ -175,9 +175,16 @@ def _identity_of(located: Located, project_override: str | None) -> tuple[str, t
         variables: Mapping[str, str] = variables_for(located)
     except ConfigError:
         variables = os.environ
-    data = parse(located.config_file.read_text(), str(located.config_file)).data
-    data = data if isinstance(data, dict) else {}
-    declared = data.get("name")
+    declared: Any = None
+    names: dict[str, None] = {}
+    for path in located.config_files:  # ngcws.yaml and its overrides: the last name wins, workspaces add up
+        if not path.is_file():
+            continue
+        data = parse(path.read_text(), str(path)).data
+        data = data if isinstance(data, dict) else {}
+        declared = data.get("name", declared)
+        workspaces = data.get("workspaces")
+        names.update(dict.fromkeys(str(k) for k in workspaces) if isinstance(workspaces, dict) else {})
     if isinstance(declared, str) and project_override is None:
         try:
             declared = interpolate(declared, variables)
@@ -187,9 +194,7 @@ def _identity_of(located: Located, project_override: str | None) -> tuple[str, t
             ) from None
         if normalize_name(declared) != declared:
             raise ConfigError(f"{located.config_file}: name: {declared!r} must match [a-z0-9][a-z0-9_-]*")
-    workspaces = data.get("workspaces")
-    names = tuple(str(k) for k in workspaces) if isinstance(workspaces, dict) else ()
-    return project_name(located, declared if isinstance(declared, str) else None, project_override), names
+    return project_name(located, declared if isinstance(declared, str) else None, project_override), tuple(names)
 
 
 def _key(located: Located, invoker: Invoker, override: str | None, key: bytes) -> dict[str, Any]:

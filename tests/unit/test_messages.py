@@ -60,6 +60,17 @@ BAD = {
     "gpu_request typo": HEAD + "    gpu_request: legacy\n",
     "ignore_changes string": HEAD + "    ignore_changes: /a\n",
     "ignore_changes empty": HEAD + "    ignore_changes: ['']\n",
+    "privileged text": HEAD + "    privileged: maybe\n",
+    "healthcheck list": HEAD + "    healthcheck: [a]\n",
+    "healthcheck retries": HEAD + "    healthcheck: {test: 'true', retries: -1}\n",
+    "healthcheck interval": HEAD + "    healthcheck: {test: 'true', interval: [1]}\n",
+    "network_mode number": HEAD + "    network_mode: 5\n",
+    "cpus list": HEAD + "    cpus: [1]\n",
+    "hostname list": HEAD + "    hostname: [a]\n",
+    "runtime map": HEAD + "    runtime: {a: b}\n",
+    "sysctls string": HEAD + "    sysctls: a\n",
+    "networks number": HEAD + "    networks: 5\n",
+    "group_add map": HEAD + "    group_add: {a: b}\n",
 }
 RAW_WORDINGS = ("Input should be", "instance of", "valid dictionary", "Field required", "Value error")
 
@@ -124,8 +135,9 @@ def test_a_secret_value_refused_by_a_field_says_the_form_and_the_variable(tmp_pa
 
 
 def test_every_field_has_words_for_what_it_accepts() -> None:
-    from ngcws.forms import MOUNT_FIELDS, WORKSPACE_FIELDS
-    from ngcws.model import Mount, Workspace
+    from ngcws.forms import HEALTHCHECK_FIELDS, MOUNT_FIELDS, WORKSPACE_FIELDS
+    from ngcws.model import Healthcheck, Mount, Workspace
 
     assert set(Workspace.model_fields) <= set(WORKSPACE_FIELDS), "add the new field to ngcws/forms.py"
     assert set(Mount.model_fields) <= set(MOUNT_FIELDS), "add the new field to ngcws/forms.py"
+    assert set(Healthcheck.model_fields) <= set(HEALTHCHECK_FIELDS), "add the new field to ngcws/forms.py"
