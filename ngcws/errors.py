@@ -15,6 +15,10 @@ reaches the user as a traceback.
   x HeldBack                      exit 1  a recreate or removal would destroy something (guard.py)
   x EngineError                   exit 1  the Docker engine refused or failed a request
     + EngineUnavailable           exit 1  no engine answers on DOCKER_HOST / the socket
+    + EngineProtocolError         exit 1  the engine's answer cannot be trusted: malformed framing, a body
+                                          cut short, not JSON where JSON was due, no answer in time
+      + EngineConnectionLost      exit 1  the connection to the engine dropped mid-answer (a pull or an
+                                          event stream cut half-way); a long-lived reader may reconnect
     + ImageNotFound               exit 1  the image (or its tag) does not exist, locally or remotely
     + RegistryAuthError           exit 1  the registry wants credentials (401/403)
     + ContainerStartError         exit 1  the engine created a container but could not start it
@@ -99,6 +103,14 @@ class EngineError(NgcwsError):
 
 class EngineUnavailable(EngineError):
     """No Docker engine answers."""
+
+
+class EngineProtocolError(EngineError):
+    """The engine's answer is malformed or incomplete; nothing of it is used."""
+
+
+class EngineConnectionLost(EngineProtocolError):
+    """The connection to the engine closed before the answer was complete."""
 
 
 class ImageNotFound(EngineError):

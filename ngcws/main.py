@@ -1,7 +1,8 @@
 """The console entry point and the CLI's one error boundary.
 
 A user mistake or an engine refusal becomes a message (and hint) on stderr and the error's exit
-code; never a traceback. ``exec`` and ``up`` take the lean path of :mod:`ngcws.fastpath`.
+code; never a traceback. Anything else is a bug: a one-line message and exit 70 (EX_SOFTWARE),
+with the traceback only under ``NGCWS_DEBUG=1``. ``exec`` and ``up`` take the lean path of :mod:`ngcws.fastpath`.
 """
 
 from __future__ import annotations
@@ -39,4 +40,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # a bug in ngcws: still a message, the traceback only on request
+        import os
+
+        if os.environ.get("NGCWS_DEBUG"):
+            raise
+        from ngcws.present import Console
+
+        Console().error(
+            f"internal error: {type(error).__name__}: {error}",
+            "This is a bug in ngcws. Run again with NGCWS_DEBUG=1 to see the traceback, and report it.",
+        )
+        sys.exit(70)
     sys.exit(0)

@@ -9,6 +9,7 @@ from typing import Any
 from ngcws.engine.transport import HijackError, Response, Transport, path
 from ngcws.errors import (
     ContainerStartError,
+    EngineConnectionLost,
     EngineError,
     ImageNotFound,
     NotRunning,
@@ -147,11 +148,18 @@ class Engine:
         reference = f"{repository}:{tag}" if not tag.startswith("sha256:") else f"{repository}@{tag}"
         if response.status != 200:
             raise self._pull_error(reference, response.status, response.error_message())
-        for message in response.lines():
-            if "error" in message or "errorDetail" in message:
-                text = str(message.get("error") or message["errorDetail"].get("message", ""))
-                raise self._pull_error(reference, 500, text)
-            progress(message)
+        try:
+            for message in response.lines():
+                if "error" in message or "errorDetail" in message:
+                    text = str(message.get("error") or (message.get("errorDetail") or {}).get("message", ""))
+                    raise self._pull_error(reference, 500, text)
+                progress(message)
+        except EngineConnectionLost as exc:
+            raise EngineConnectionLost(
+                f"pulling {reference} was cut off: {exc.message}",
+                hint="Nothing was created from a partial image. Run the command again; layers already "
+                "downloaded are kept.",
+            ) from None
 
     def create_container(self, name: str, request: Mapping[str, Any]) -> str:
         response = self.transport.request("POST", "/containers/create", params={"name": name}, body=request)

@@ -2,81 +2,204 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from ngcws.errors import EngineUnavailable
+from ngcws.errors import EngineConnectionLost, EngineError, EngineProtocolError, EngineUnavailable
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
-class Response:
-    """One HTTP/1.1 response; the body is read on demand, so pulls and logs can stream.
+_STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3})(?: [^\r\n]*)?\r?\n$")
+_HEX = re.compile(rb"^[0-9a-fA-F]{1,16}$")
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_PIECE = 65536
 
-    (http.client would import ssl and email, a third of ``ngcws exec``'s start-up budget.)
+
+class _Reader:
+    """A buffered reader over the engine socket that never returns less than the protocol promised.
+
+    Every way the socket can fail is one of two errors: :class:`EngineConnectionLost` (closed or
+    reset before the answer was complete) or :class:`EngineProtocolError` (no answer in time). The
+    bytes read past the HTTP head stay available to a hijacked stream (:meth:`take`).
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, what: str) -> None:
+        self.sock = sock
+        self.what = what
+        self.buffer = b""
+
+    def _fill(self) -> bool:
+        try:
+            data = self.sock.recv(_PIECE)
+        except TimeoutError:
+            raise EngineProtocolError(
+                f"the Docker engine did not answer {self.what} within {self.sock.gettimeout():g} s"
+            ) from None
+        except OSError as exc:
+            raise self.lost(exc.strerror or str(exc)) from None
+        if not data:
+            return False
+        self.buffer += data
+        return True
+
+    def lost(self, detail: str) -> EngineConnectionLost:
+        return EngineConnectionLost(f"the connection to the Docker engine dropped during {self.what}: {detail}")
+
+    def line(self, part: str) -> bytes:
+        """One line (with its end); the connection closing first is an error."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > _MAX_LINE:
+                raise EngineProtocolError(f"the Docker engine sent an over-long {part} in its answer to {self.what}")
+            if not self._fill():
+                raise self.lost(f"closed before the {part}" + (f" (after {self.buffer[:40]!r})" if self.buffer else ""))
+        line, self.buffer = self.buffer[: end + 1], self.buffer[end + 1 :]
+        return line
+
+    def some(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes as soon as any are there; b"" when the connection has closed."""
+        if not self.buffer and not self._fill():
+            return b""
+        piece, self.buffer = self.buffer[:limit], self.buffer[limit:]
+        return piece
+
+    def take(self) -> bytes:
+        data, self.buffer = self.buffer, b""
+        return data
+
+
+class Response:
+    """One HTTP/1.1 response, read strictly; the body is read on demand, so pulls, logs and events stream.
+
+    (http.client would import ssl and email, a third of ``ngcws exec``'s start-up budget; h11
+    costs ~55 ms to import.) A body is never returned short: a cut Content-Length or chunked
+    body, a malformed chunk size or a connection closed mid-stream raises, and so does a body
+    that should be JSON and is not. With no timeout a stream waits as long as the engine does.
+    """
+
+    def __init__(self, sock: socket.socket, what: str = "a request") -> None:
         self._sock = sock
-        self._file: BinaryIO = sock.makefile("rb")
-        status_line = self._file.readline().decode("latin-1")
-        parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[1].isdigit():
+        self.what = what
+        self._reader = _Reader(sock, what)
+        try:
+            self._read_head()
+        except EngineError:
             self.close()
-            raise EngineUnavailable(f"the engine sent an invalid response: {status_line.strip()!r}")
-        self.status = int(parts[1])
+            raise
+
+    def _read_head(self) -> None:
+        status_line = self._reader.line("status line")
+        match = _STATUS_LINE.match(status_line)
+        if not match:
+            raise EngineProtocolError(
+                f"the Docker engine sent an invalid answer to {self.what}: {status_line[:80]!r}"
+                " (is DOCKER_HOST an engine?)"
+            )
+        self.status = int(match.group(1))
         self.headers: dict[str, str] = {}
-        while (line := self._file.readline()) not in (b"\r\n", b"\n", b""):
-            key, _, value = line.decode("latin-1").partition(":")
-            self.headers[key.strip().lower()] = value.strip()
-        self._chunked = "chunked" in self.headers.get("transfer-encoding", "")
+        for _ in range(_MAX_HEADERS):
+            line = self._reader.line("headers")
+            if line in (b"\r\n", b"\n"):
+                break
+            key, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not key.strip() or key != key.strip():
+                raise EngineProtocolError(f"the Docker engine sent a malformed header to {self.what}: {line[:80]!r}")
+            self.headers[key.lower()] = value.strip()
+        else:
+            raise EngineProtocolError(f"the Docker engine sent too many headers in its answer to {self.what}")
+        coding = self.headers.get("transfer-encoding", "").lower()
+        if coding not in ("", "chunked"):
+            raise EngineProtocolError(f"the Docker engine answered {self.what} with an unsupported encoding {coding!r}")
+        self._chunked = coding == "chunked"
+        self._remaining: int | None = None
         length = self.headers.get("content-length")
-        self._remaining = int(length) if length is not None and not self._chunked else None
-        if self.status in (101, 204, 304):
-            self._remaining = 0
+        if not self._chunked and length is not None:
+            if not length.isdigit():
+                raise EngineProtocolError(f"the Docker engine sent an invalid Content-Length {length!r} to {self.what}")
+            self._remaining = int(length)
+        if self.status in (101, 204, 304) or 100 <= self.status < 200:
+            self._chunked, self._remaining = False, 0
 
     def chunks(self) -> Iterator[bytes]:
-        """The body as it arrives."""
+        """The body as it arrives; raises if it ends before the framing says it is complete."""
         try:
             if self._chunked:
-                while True:
-                    size = int(self._file.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        break
-                    yield self._file.read(size)
-                    self._file.readline()
+                yield from self._chunked_body()
             elif self._remaining is not None:
-                if self._remaining:
-                    yield self._file.read(self._remaining)
-            else:
-                while chunk := self._file.read1(65536):  # type: ignore[attr-defined]
-                    yield chunk
+                yield from self._sized_body(self._remaining)
+            else:  # no length: the body ends when the engine closes the connection
+                while piece := self._reader.some(_PIECE):
+                    yield piece
         finally:
             self.close()
+
+    def _chunked_body(self) -> Iterator[bytes]:
+        reader = self._reader
+        while True:
+            line = reader.line("next chunk")
+            size_text = line.split(b";", 1)[0].strip()
+            if not _HEX.match(size_text):
+                raise EngineProtocolError(f"the Docker engine sent a malformed chunk size {line[:40]!r} to {self.what}")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            while size:
+                piece = reader.some(min(size, _PIECE))
+                if not piece:
+                    raise reader.lost(f"a chunk was cut short ({size} bytes missing)")
+                size -= len(piece)
+                yield piece
+            if reader.line("end of a chunk") not in (b"\r\n", b"\n"):
+                raise EngineProtocolError(f"the Docker engine sent a chunk longer than its size to {self.what}")
+        while reader.line("end of the body") not in (b"\r\n", b"\n"):
+            pass  # trailer fields: none are used
+
+    def _sized_body(self, length: int) -> Iterator[bytes]:
+        remaining = length
+        while remaining:
+            piece = self._reader.some(min(remaining, _PIECE))
+            if not piece:
+                raise self._reader.lost(f"the body was cut short after {length - remaining} of {length} bytes")
+            remaining -= len(piece)
+            yield piece
 
     def read(self) -> bytes:
         return b"".join(self.chunks())
 
     def json(self) -> Any:
         data = self.read()
-        return json.loads(data) if data else None
+        return self._decode(data) if data.strip() else None
+
+    def _decode(self, data: bytes) -> Any:
+        try:
+            return json.loads(data)
+        except ValueError:
+            snippet = data[:80].decode("utf-8", errors="replace")
+            raise EngineProtocolError(f"the Docker engine's answer to {self.what} is not JSON: {snippet!r}") from None
 
     def lines(self) -> Iterator[dict[str, Any]]:
-        """A stream of JSON objects, one a line (pull progress)."""
+        """A stream of JSON objects, one a line (pull progress, events); waits for each as long as needed."""
         buffer = b""
         for chunk in self.chunks():
             buffer += chunk
             *complete, buffer = buffer.split(b"\n")
             for line in complete:
                 if line.strip():
-                    yield json.loads(line)
+                    yield self._object(line)
         if buffer.strip():
-            yield json.loads(buffer)
+            yield self._object(buffer)
+
+    def _object(self, line: bytes) -> dict[str, Any]:
+        value = self._decode(line)
+        if not isinstance(value, dict):
+            raise EngineProtocolError(f"the Docker engine sent {line[:80]!r} in a stream of JSON objects ({self.what})")
+        return value
 
     def error_message(self) -> str:
         body = self.read()
@@ -85,8 +208,11 @@ class Response:
         except (ValueError, AttributeError):
             return body.decode(errors="replace").strip()
 
+    def take_stream(self) -> bytes:
+        """After a 101 (hijack): the stream bytes already read past the head."""
+        return self._reader.take()
+
     def close(self) -> None:
-        self._file.close()
         self._sock.close()
 
 
@@ -118,7 +244,7 @@ class Transport:
                 return sock
             assert self._tcp is not None
             return socket.create_connection(self._tcp, timeout=timeout)
-        except (FileNotFoundError, ConnectionRefusedError, PermissionError, socket.gaierror) as exc:
+        except OSError as exc:  # missing socket, refused, no permission, unknown host, timed out
             raise self.unavailable(exc) from None
 
     def _send(
@@ -127,7 +253,14 @@ class Transport:
         sock = self._connect(timeout)
         head = [f"{method} {url} HTTP/1.1", "Host: docker", f"Content-Length: {len(payload)}"]
         head += [f"{k}: {v}" for k, v in headers.items()]
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        except OSError as exc:  # closed or reset while we were still sending
+            sock.close()
+            what = f"{method} {url.split('?', 1)[0]}"
+            raise EngineConnectionLost(
+                f"the connection to the Docker engine dropped during {what}: {exc.strerror or exc}"
+            ) from None
         return sock
 
     def request(
@@ -149,7 +282,7 @@ class Transport:
             all_headers["Content-Type"] = "application/json"
         wait = self.timeout if timeout == "default" else timeout
         sock = self._send(method, url, payload, all_headers, wait)  # type: ignore[arg-type]
-        return Response(sock)
+        return Response(sock, f"{method} {path}")
 
     def hijack(
         self, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
@@ -159,22 +292,10 @@ class Transport:
         payload = json.dumps(body if body is not None else {}).encode()
         headers = {"Content-Type": "application/json", "Connection": "Upgrade", "Upgrade": "tcp"}
         sock = self._send("POST", url, payload, headers, None)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        header, _, rest = buf.partition(b"\r\n\r\n")
-        status_line = header.split(b"\r\n", 1)[0].decode(errors="replace")
-        status = int(status_line.split(" ")[1]) if " " in status_line else 0
-        if status not in (101, 200):
-            message = rest.decode(errors="replace")
-            with contextlib.suppress(ValueError):
-                message = json.loads(message).get("message", message)
-            sock.close()
-            raise HijackError(status, str(message).strip())
-        return sock, rest
+        response = Response(sock, f"POST {path}")
+        if response.status not in (101, 200):
+            raise HijackError(response.status, response.error_message())
+        return sock, response.take_stream()
 
     def unavailable(self, exc: BaseException) -> EngineUnavailable:
         """One sentence saying what is wrong, and the fix as the hint."""

@@ -1,0 +1,134 @@
+"""The transport against the real engine, through a proxy that cuts the engine's answer short."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ngcws.engine import Engine
+from tests.conftest import NGCWS, Workspace
+from tests.engine.test_reconcile import _build_layered, _push_as, ngc
+
+
+class CuttingProxy:
+    """Forwards a unix socket to the engine's; answers to ``cut_path`` requests stop after ``cut_after`` bytes."""
+
+    def __init__(self, path: Path, engine_socket: str, cut_path: str, cut_after: int | None) -> None:
+        self.path, self.engine_socket = path, engine_socket
+        self.cut_path, self.cut_after = cut_path.encode(), cut_after
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(client,), daemon=True).start()
+
+    def _one(self, client: socket.socket) -> None:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect(self.engine_socket)
+        first = client.recv(65536)
+        upstream.sendall(first)
+        limit = self.cut_after if self.cut_path in first.split(b"\r\n", 1)[0] else None
+
+        def forward_requests() -> None:
+            try:
+                while data := client.recv(65536):
+                    upstream.sendall(data)
+            except OSError:
+                pass
+
+        threading.Thread(target=forward_requests, daemon=True).start()
+        sent = 0
+        try:
+            while data := upstream.recv(65536):
+                if limit is not None and sent + len(data) >= limit:
+                    client.sendall(data[: limit - sent])
+                    break
+                client.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):  # shutdown first: another thread is blocked reading it
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def layered_image(project: Workspace, testbed: dict[str, str]) -> Iterator[str]:
+    """An image in the registry with two fresh layers, not on the engine."""
+    image = f"{testbed['NGCWS_TB_REGISTRY']}/{project.name}/cut:1"
+    engine = Engine()
+    _build_layered(testbed["NGCWS_TB_TINY"], image, (4_000_000, 4_000_000))
+    _push_as(image, image)
+    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+    yield image
+    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+
+
+def engine_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.skip("the cutting proxy speaks to a unix-socket engine")
+    return host.removeprefix("unix://")
+
+
+def test_a_pull_cut_half_way_is_an_error_and_creates_nothing(
+    project: Workspace, testbed: dict[str, str], layered_image: str, tmp_path: Path
+) -> None:
+    project.write(ngc(testbed, image=layered_image))
+    cutting = CuttingProxy(tmp_path / "cut.sock", engine_socket(), "/images/create", 1500)
+    try:
+        result = project.ngcws("up", env={"DOCKER_HOST": f"unix://{cutting.path}"})
+    finally:
+        cutting.close()
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert f"error: pulling {layered_image} was cut off: the connection to the Docker engine dropped" in err
+    assert "Traceback" not in err
+    assert project.containers() == []
+    passing = CuttingProxy(tmp_path / "whole.sock", engine_socket(), "/images/create", None)
+    try:  # the same proxy without the cut is transparent: the cut was the only difference
+        result = project.ngcws("up", env={"DOCKER_HOST": f"unix://{passing.path}"})
+    finally:
+        passing.close()
+    assert result.returncode == 0, result.stderr
+    assert [c["State"] for c in project.containers()] == ["running"]
+
+
+def test_an_inspect_cut_short_is_an_error_not_a_partial_answer(
+    project: Workspace, testbed: dict[str, str], tmp_path: Path
+) -> None:
+    project.write(ngc(testbed, image=testbed["NGCWS_TB_TINY"]))
+    project.ok("up")
+    cutting = CuttingProxy(tmp_path / "cut.sock", engine_socket(), "/containers/json", 300)
+    try:
+        result = subprocess.run(
+            [*NGCWS, "ps"],
+            cwd=project.dir,
+            capture_output=True,
+            env={**os.environ, "DOCKER_HOST": f"unix://{cutting.path}"},
+            timeout=60,
+        )
+    finally:
+        cutting.close()
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "dropped during GET /containers/json" in err and "Traceback" not in err
+    assert result.stdout == b""
