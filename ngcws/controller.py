@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ngcws import labels as L
 from ngcws.engine import Engine
 from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
+from ngcws.imageref import image_ref
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
@@ -21,7 +22,6 @@ from ngcws.spec import DesiredContainer, DesiredState, Invoker, container_name
 if TYPE_CHECKING:  # the guard is imported only when something would be destroyed: no-op up stays lean
     from ngcws.guard import Hold
     from ngcws.unsaved import Change
-from ngcws.values import split_image
 
 
 class Reporter(Protocol):
@@ -303,7 +303,8 @@ class Controller:
 
         container = self._with_desired_ignores(self.find(workspace))
         if tag and ("/" in tag or ":" in tag):
-            repository, tag = split_image(tag)  # a whole reference
+            ref = image_ref(tag)  # a whole reference
+            repository, tag = ref.name, ref.tag or "latest"
         else:
             repository = f"ngcws-snapshot/{container.name.lower()}"
             tag = tag or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -389,8 +390,8 @@ class Controller:
     def _pull(self, want: DesiredContainer) -> None:
         from ngcws.engine.auth import auth_header
 
-        repository, tag = split_image(want.image)
-        self.engine.pull(repository, tag, auth_header(repository), lambda m: self.reporter.progress(want.workspace, m))
+        ref = image_ref(want.image)
+        self.engine.pull(ref, auth_header(ref), lambda m: self.reporter.progress(want.workspace, m))
 
     def create_oneoff(self, want: DesiredContainer, name: str, request: dict[str, Any]) -> str:
         """Create an ``ngcws run`` container (not started)."""

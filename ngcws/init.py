@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ngcws.errors import UsageError
+from ngcws.imageref import parse_image
 from ngcws.locate import CONFIG_NAME
 from ngcws.schema import render
-from ngcws.values import parse_image
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:23.08-py3"
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ngcws import inputs, values
+from ngcws.imageref import parse_image
 
 LABEL_PREFIX = "ngcws."
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -209,9 +210,7 @@ class Mount(_Strict):
         return self
 
 
-Image = Annotated[
-    str, PlainValidator(values.parse_image, json_schema_input_type=Any), Field(json_schema_extra=_IMAGE_SCHEMA)
-]
+Image = Annotated[str, PlainValidator(parse_image, json_schema_input_type=Any), Field(json_schema_extra=_IMAGE_SCHEMA)]
 Gpus = Annotated[
     str | int | list[str],
     PlainValidator(values.parse_gpus, json_schema_input_type=Any),

@@ -262,7 +262,8 @@ def workspace_checks(
     probe_image: str | None,
     siblings: Iterable[DesiredContainer] = (),
 ) -> list[D.Check]:
-    from ngcws.engine.auth import auth_header, registry_of
+    from ngcws.engine.auth import auth_header
+    from ngcws.imageref import image_ref
 
     name = want.workspace
     inspect = facts.image(want.image)
@@ -280,10 +281,10 @@ def workspace_checks(
     )
     if memlock:
         checks.append(memlock)
-    repository = want.image.split("@")[0]
-    registry = registry_of(repository)
-    try:
-        login = auth_header(repository, environ={}) is not None
+    image = image_ref(want.image)
+    registry = image.registry
+    try:  # a docker login (NGC_API_KEY is reported on its own)
+        login = auth_header(image, environ={**facts.environ, "NGC_API_KEY": ""}) is not None
     except Exception:  # a broken credential helper: say not logged in
         login = False
     checks.append(

@@ -14,6 +14,7 @@ def json_schema() -> dict[str, Any]:
     """The models' schema, plus the hand-written fragments for what a model's validator decides
     in code (each one is exercised by tests/unit/test_schema_agreement.py)."""
     from ngcws import values
+    from ngcws.imageref import IMAGE_PATTERN
     from ngcws.model import ULIMIT_NAMES, USER_PATTERN, WORKSPACE_PATTERN
     from ngcws.values import INTEGER_TEXT
 
@@ -56,7 +57,7 @@ def json_schema() -> dict[str, Any]:
     props["capabilities"]["anyOf"].insert(
         1, {"type": "string", "pattern": rf"^\s*{caps}\s*(?:,\s*{caps}\s*)*$", "description": "comma-separated"}
     )
-    props["image"]["pattern"] = values.IMAGE_PATTERN
+    props["image"]["pattern"] = IMAGE_PATTERN
     props["working_dir"]["anyOf"][0]["pattern"] = "^/"
     props["user"]["anyOf"] = [
         {"type": "string", "pattern": USER_PATTERN},

@@ -1,5 +1,6 @@
-"""Parsers for the small value languages of ngcws.yaml: sizes, GPU ids, image references, mounts,
-ports. Pure functions raising ValueError with a message for a person; the model wires them in."""
+"""Parsers for the small value languages of ngcws.yaml: sizes, GPU ids, mounts, ports (image
+references: :mod:`ngcws.imageref`). Pure functions raising ValueError with a message for a person;
+the model wires them in."""
 
 from __future__ import annotations
 
@@ -159,46 +160,6 @@ def parse_capabilities(value: Any) -> list[str]:
             )
         out.add(name)
     return sorted(out)
-
-
-# --- images -------------------------------------------------------------------------------------
-
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-# A registry host has a dot or a port, or is localhost; otherwise the first part is a path component.
-_DOMAIN = rf"(?:localhost(?::\d+)?|{_LABEL}(?:\.{_LABEL})+(?::\d+)?|{_LABEL}:\d+)"
-_REFERENCE = rf"{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[a-z0-9]+:[a-f0-9]{{32,}})?$"
-_IMAGE = re.compile(rf"^(?:{_DOMAIN}/)?{_REFERENCE}")
-#: An image reference, or enroot's REGISTRY#REPOSITORY form, for the JSON Schema.
-IMAGE_PATTERN = rf"^(?:{_DOMAIN}[/#])?{_REFERENCE}"
-
-
-def parse_image(value: Any) -> str:
-    """Validate an image reference; the enroot/pyxis ``nvcr.io#nvidia/pytorch:tag`` form is normalised."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected an image reference such as nvcr.io/nvidia/pytorch:23.08-py3, got {value!r}")
-    ref = value.strip()
-    if "#" in ref:
-        host, _, rest = ref.partition("#")
-        ref = f"{host}/{rest}"
-    if not _IMAGE.match(ref):
-        raise ValueError(
-            f"{value!r} is not a valid image reference (expected REGISTRY/REPOSITORY:TAG, lower-case,"
-            " e.g. nvcr.io/nvidia/pytorch:23.08-py3)"
-        )
-    return ref
-
-
-def split_image(ref: str) -> tuple[str, str]:
-    """``repo:tag`` → (repo, tag); a reference without tag or digest means ``latest``."""
-    if "@" in ref:
-        repo, _, digest = ref.partition("@")
-        return repo, digest
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1 :]
-    return ref, "latest"
 
 
 # --- commands, env, ports -----------------------------------------------------------------------

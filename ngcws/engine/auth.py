@@ -10,21 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-
-def registry_of(repository: str) -> str:
-    """The registry host of a repository (``docker.io`` when none is named)."""
-    first, sep, _ = repository.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
+from ngcws.imageref import ImageRef
 
 
-def auth_header(repository: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The ``X-Registry-Auth`` header for pulling ``repository``, or None to pull anonymously."""
+def auth_header(image: ImageRef, environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``X-Registry-Auth`` header for pulling ``image``, or None to pull anonymously.
+
+    Logins are read from ``$DOCKER_CONFIG/config.json`` (default ``~/.docker``) of ``environ``.
+    """
     import docker.auth
 
     env = os.environ if environ is None else environ
-    registry = registry_of(repository)
+    registry = image.registry
     ngc_key = env.get("NGC_API_KEY")
     if ngc_key and registry == "nvcr.io":
         credentials: Mapping[str, str] | None = {
@@ -33,7 +30,8 @@ def auth_header(repository: str, environ: Mapping[str, str] | None = None) -> st
             "serveraddress": "nvcr.io",
         }
     else:
-        config = docker.auth.load_config(config_path=None, credstore_env=None)
+        folder = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
+        config = docker.auth.load_config(config_path=os.path.join(folder, "config.json"), credstore_env=None)
         credentials = config.resolve_authconfig(registry)
     if not credentials:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from ngcws.errors import (
     RegistryAuthError,
 )
 from ngcws.explain import explain_start_failure
+from ngcws.imageref import ImageRef
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 #: The program a probe container "runs": it does not exist, so nothing in the image ever runs.
@@ -140,23 +142,22 @@ class Engine:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def pull(self, repository: str, tag: str, auth_header: str | None, progress: ProgressCallback) -> None:
-        """Pull ``repository:tag``, reporting each progress message."""
+    def pull(self, image: ImageRef, auth_header: str | None, progress: ProgressCallback) -> None:
+        """Pull ``image``, reporting each progress message."""
         headers = {"X-Registry-Auth": auth_header} if auth_header else {}
-        params = {"fromImage": repository, "tag": tag}
+        params = {"fromImage": image.name, "tag": image.pull_tag}
         response = self.transport.request("POST", "/images/create", params=params, headers=headers, timeout=None)
-        reference = f"{repository}:{tag}" if not tag.startswith("sha256:") else f"{repository}@{tag}"
         if response.status != 200:
-            raise self._pull_error(reference, response.status, response.error_message())
+            raise pull_error(image, response.status, response.error_message())
         try:
             for message in response.lines():
                 if "error" in message or "errorDetail" in message:
                     text = str(message.get("error") or (message.get("errorDetail") or {}).get("message", ""))
-                    raise self._pull_error(reference, 500, text)
+                    raise pull_error(image, 500, text)
                 progress(message)
         except EngineConnectionLost as exc:
             raise EngineConnectionLost(
-                f"pulling {reference} was cut off: {exc.message}",
+                f"pulling {image} was cut off: {exc.message}",
                 hint="Nothing was created from a partial image. Run the command again; layers already "
                 "downloaded are kept.",
             ) from None
@@ -334,24 +335,33 @@ class Engine:
         message = response.error_message()
         raise EngineError(f"the engine refused to {doing}: {message}", status=response.status)
 
-    @staticmethod
-    def _pull_error(reference: str, status: int, message: str) -> EngineError:
-        lowered = message.lower()
-        auth_words = ("unauthorized", "authentication required", "denied", "no basic auth credentials")
-        if status in (401, 403) or any(word in lowered for word in auth_words):
-            host = reference.split("/", 1)[0] if "/" in reference else "docker.io"
-            user = "'$oauthtoken'" if host == "nvcr.io" else "USER"
-            hint = f"Log in first: `docker login {host} -u {user}`"
-            if host == "nvcr.io":
-                hint += " (password: your NGC API key), or export NGC_API_KEY"
-            return RegistryAuthError(
-                f"the registry refused to let us pull {reference}: {message}", hint=hint, status=status
-            )
-        if status == 404 or "not found" in lowered or "manifest unknown" in lowered:
-            return ImageNotFound(
-                f"image {reference} was not found: {message}", hint="Check the repository and tag.", status=404
-            )
-        return EngineError(f"pulling {reference} failed: {message}", hint=_pull_hint(lowered), status=status)
+
+#: What registries say when credentials are missing or wrong (never the engine's own "permission denied").
+_REGISTRY_REFUSAL = re.compile(
+    r"unauthorized|authentication required|no basic auth credentials|pull access denied"
+    r"|requested access to the resource is denied|^denied:|: denied:|incorrect username or password",
+    re.IGNORECASE,
+)
+
+
+def pull_error(image: ImageRef, status: int, message: str) -> EngineError:
+    """A failed pull, named after the registry the image really comes from."""
+    lowered = message.lower()
+    where = f"{image.registry} (Docker Hub)" if image.on_docker_hub else image.registry
+    if _REGISTRY_REFUSAL.search(message):
+        hint = f"Log in first: `{image.login_command()}`"
+        if image.registry == "nvcr.io":
+            hint += " (password: your NGC API key), or export NGC_API_KEY"
+        if "pull access denied" in lowered:
+            hint = f"Check the repository name, or log in if it is private: `{image.login_command()}`"
+        return RegistryAuthError(
+            f"the registry {where} refused to let us pull {image}: {message}", hint=hint, status=status
+        )
+    if status == 404 or "not found" in lowered or "manifest unknown" in lowered:
+        return ImageNotFound(
+            f"image {image} was not found on {where}: {message}", hint="Check the repository and tag.", status=404
+        )
+    return EngineError(f"pulling {image} from {where} failed: {message}", hint=_pull_hint(lowered), status=status)
 
 
 def _pull_hint(message: str) -> str | None:

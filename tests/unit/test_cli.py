@@ -13,7 +13,8 @@ import jsonschema
 import yaml
 
 from ngcws import __version__
-from ngcws.engine.auth import auth_header, registry_of
+from ngcws.engine.auth import auth_header
+from ngcws.imageref import image_ref
 from ngcws.schema import json_schema
 from ngcws.yamlsource import parse
 
@@ -106,14 +107,30 @@ def test_schema_command_prints_json(tmp_path: Path) -> None:
     assert schema["title"] == "ngcws.yaml" and "workspaces" in schema["required"]
 
 
-def test_registry_auth_header_from_ngc_api_key_and_docker_config(tmp_path: Path) -> None:
-    assert registry_of("nvcr.io/nvidia/pytorch") == "nvcr.io"
-    assert registry_of("library/ubuntu") == "docker.io" and registry_of("localhost:5000/x") == "localhost:5000"
-    header = auth_header("nvcr.io/nvidia/pytorch", {"NGC_API_KEY": "secret", "DOCKER_CONFIG": str(tmp_path)})
+def _decoded(header: str | None) -> dict[str, str]:
     assert header is not None
-    decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    return dict(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))))
+
+
+def test_registry_auth_header_from_ngc_api_key_and_docker_config(tmp_path: Path) -> None:
+    """Only the DOCKER_CONFIG given counts: never the runner's own ~/.docker or environment."""
+    ngc, local = image_ref("nvcr.io/nvidia/pytorch:23.08-py3"), image_ref("localhost:5000/x")
+    (tmp_path / "config.json").write_text("{}")
+    env = {"DOCKER_CONFIG": str(tmp_path), "HOME": str(tmp_path)}
+    decoded = _decoded(auth_header(ngc, {**env, "NGC_API_KEY": "secret"}))
     assert decoded["username"] == "$oauthtoken" and decoded["password"] == "secret"
-    assert auth_header("localhost:5000/x", {"DOCKER_CONFIG": str(tmp_path)}) is None
+    assert auth_header(local, env) is None
+    token = base64.b64encode(b"ada:pw").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"localhost:5000": {"auth": token}}}))
+    assert (_decoded(auth_header(local, env))["username"], _decoded(auth_header(local, env))["password"]) == (
+        "ada",
+        "pw",
+    )
+    assert auth_header(ngc, env) is None  # a login for one registry is not sent to another
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    (home / ".docker" / "config.json").write_text(json.dumps({"auths": {"localhost:5000": {"auth": token}}}))
+    assert _decoded(auth_header(local, {"HOME": str(home)}))["username"] == "ada"  # ~/.docker of that HOME
 
 
 def test_doctor_without_an_engine_fails_with_the_fix(tmp_path: Path) -> None:

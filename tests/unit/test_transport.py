@@ -18,6 +18,7 @@ import pytest
 from ngcws.engine import Engine
 from ngcws.engine.transport import Transport
 from ngcws.errors import EngineConnectionLost, EngineError, EngineProtocolError
+from ngcws.imageref import image_ref
 
 Script = list["bytes | float"]  # bytes are sent, a float pauses; the connection closes at the end
 
@@ -161,7 +162,7 @@ def test_a_pull_cut_half_way_is_an_error_after_the_progress_it_had(server: Misbe
     server.answer(head(JSON, CHUNKED), f"{len(line):x}\r\n".encode() + line + b"\r\n", b"40\r\n" + line[:20])
     seen: list[dict[str, Any]] = []
     with pytest.raises(EngineConnectionLost, match=r"pulling localhost:5000/x:1 was cut off") as caught:
-        engine(server).pull("localhost:5000/x", "1", None, seen.append)
+        engine(server).pull(image_ref("localhost:5000/x:1"), None, seen.append)
     assert seen == [{"status": "Downloading", "id": "a1", "progressDetail": {"current": 1, "total": 9}}]
     assert caught.value.hint and "Run the command again" in caught.value.hint
 

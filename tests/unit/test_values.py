@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ngcws.interpolate import InterpolationError, interpolate, parse_env_file
-from ngcws.values import format_size, parse_gpus, parse_image, parse_port, parse_size, split_image
+from ngcws.values import format_size, parse_gpus, parse_port, parse_size
 
 
 @pytest.mark.parametrize(
@@ -52,15 +52,6 @@ def test_gpus(value: object, expected: object) -> None:
 def test_bad_gpus(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_gpus(bad)
-
-
-def test_images() -> None:
-    assert parse_image("nvcr.io#nvidia/pytorch:23.08-py3") == "nvcr.io/nvidia/pytorch:23.08-py3"
-    assert split_image("localhost:5000/nvidia/pytorch:23.08-py3") == ("localhost:5000/nvidia/pytorch", "23.08-py3")
-    assert split_image("localhost:5000/busybox") == ("localhost:5000/busybox", "latest")
-    for bad in ("UPPER/case", "", "a b", "nvcr.io/nvidia/pytorch:"):
-        with pytest.raises(ValueError):
-            parse_image(bad)
 
 
 def test_ports() -> None:
