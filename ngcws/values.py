@@ -103,6 +103,8 @@ def parse_gpus(value: Any) -> str | int | list[str]:
         return value if value > 0 else "none"
     if isinstance(value, str):
         text = value.strip()
+        if "capabilities=" in text or text[:1] in ("'", '"'):
+            raise ValueError(_docker_gpus_hint(text))
         if text in ("all", "none"):
             return text
         if text.isdigit():
@@ -141,6 +143,31 @@ def parse_gpus(value: Any) -> str | int | list[str]:
             ids.append(text)
         return ids
     raise ValueError(f"{GPU_EXPECTED}, got {value!r}")
+
+
+def _docker_gpus_hint(text: str) -> str:
+    """The ngcws.yaml spelling of a value copied from ``docker run --gpus`` with its shell quoting."""
+    import csv
+
+    fields = next(csv.reader([text.strip("'")]), [])
+    gpus: list[str] = []
+    capabilities: list[str] = []
+    for field in (f.strip().strip("'\"") for f in fields):
+        if field.startswith("capabilities="):
+            capabilities += [c for c in field[len("capabilities=") :].split(",") if c]
+        elif field.startswith("device="):
+            gpus += [d for d in field[len("device=") :].split(",") if d]
+        elif field:
+            gpus.append(field)
+    if len(gpus) == 1 and (gpus[0] in ("all", "none") or gpus[0].isdigit()):
+        want = f"gpus: {gpus[0]}"
+    else:
+        want = f"gpus: [{', '.join(gpus)}]" if gpus else "gpus: all"
+    if capabilities:
+        want += f" and capabilities: [{', '.join(capabilities)}]"
+    quoting = " with its shell quoting" if any(q in text for q in "'\"") else ""
+    own = " (capabilities is a field of its own)" if capabilities else ""
+    return f"{text!r} is docker's --gpus spelling{quoting}; in ngcws.yaml write {want}{own}"
 
 
 def parse_capabilities(value: Any) -> list[str]:

@@ -54,6 +54,24 @@ def test_bad_gpus(bad: object) -> None:
         parse_gpus(bad)
 
 
+@pytest.mark.parametrize(
+    ("copied", "right"),
+    [
+        ('"device=0,1"', "write gpus: [0, 1]"),
+        ("'\"device=0,1\"'", "write gpus: [0, 1]"),
+        ("all,capabilities=utility", "write gpus: all and capabilities: [utility]"),
+        ('all,"capabilities=compute,utility"', "write gpus: all and capabilities: [compute, utility]"),
+        ('"device=2,3","capabilities=compute,utility"', "write gpus: [2, 3] and capabilities: [compute, utility]"),
+        ("2,capabilities=video", "write gpus: 2 and capabilities: [video]"),
+    ],
+)
+def test_gpus_copied_from_docker_run_get_the_right_spelling(copied: str, right: str) -> None:
+    """NVIDIA's guide writes --gpus '"device=0,1"' and --gpus all,capabilities=utility."""
+    with pytest.raises(ValueError, match="docker's --gpus spelling") as caught:
+        parse_gpus(copied)
+    assert right in str(caught.value)
+
+
 def test_ports() -> None:
     assert parse_port("127.0.0.1:8888:8889/udp") == {
         "host_ip": "127.0.0.1",
