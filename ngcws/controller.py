@@ -16,7 +16,7 @@ from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
 from ngcws.imageref import image_ref
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
-from ngcws.plan import Action, Kind, Plan, UpOptions, owned, plan_down, plan_up, pull_actions, recreate_reason
+from ngcws.plan import Action, Kind, Plan, UpOptions, oneoffs, owned, plan_down, plan_up, pull_actions, recreate_reason
 from ngcws.spec import DesiredContainer, DesiredState, Invoker, container_name
 
 if TYPE_CHECKING:  # the guard is imported only when something would be destroyed: no-op up stays lean
@@ -46,6 +46,17 @@ class Status:
     drift: str
     gpu_use: tuple[dict[str, Any], ...] = ()  # the GPUs it holds, with memory, utilisation, processes
     health: str = ""
+    error: str = ""  # the engine's message when the container's last start failed
+
+
+def short_error(message: str) -> str:
+    """The runtime's own reason at the end of a chain of wrappers.
+
+    ``failed to create shim task: OCI runtime create failed: ...: error setting rlimit type 8:
+    operation not permitted: unknown`` → ``error setting rlimit type 8: operation not permitted``.
+    """
+    parts = message.removesuffix(": unknown").split(": ")
+    return ": ".join(parts[-2:])
 
 
 class Controller:
@@ -183,8 +194,8 @@ class Controller:
             for container in containers:
                 if verb == "stop" and container.state in ("running", "restarting", "paused"):
                     self.engine.stop(container.id)
-                elif verb == "start" and container.state != "running":
-                    self.engine.start(container.id, container.name)
+                elif verb == "start" and container.state not in ("running", "restarting"):
+                    self._start_as_is(container)
                 elif verb == "restart":
                     self.engine.restart(container.id, container.name)
                 else:
@@ -200,6 +211,20 @@ class Controller:
         names = sorted({c.workspace for c in owned(self.observe([]), self.identity.directory)})
         self.state = self.state._replace(workspaces=tuple(names))
         self.every = names
+
+    def _start_as_is(self, container: ObservedContainer) -> None:
+        """``ngcws start``: whatever works from the container's state (never a refused start)."""
+        want = self.state.containers[container.workspace]
+        if container.state == "paused":
+            self._apply(Action(Kind.UNPAUSE, container.workspace, f"{container.name} is paused", container, want))
+        elif container.state == "dead":
+            reason = f"{container.name} is dead (it cannot be started)"
+            self._apply(Action(Kind.RECREATE, container.workspace, reason, container, want))
+        elif container.state == "removing":
+            self._apply(Action(Kind.CREATE, container.workspace, f"{container.name} is being removed", container, want))
+            self._apply(Action(Kind.START, container.workspace, "new container", desired=want))
+        else:
+            self.engine.start(container.id, container.name)
 
     def status(self) -> list[Status]:
         names = self.every
@@ -244,6 +269,7 @@ class Controller:
                 )
                 continue
             reason = recreate_reason(want, current, observed, UpOptions())
+            error = self._start_error(current)
             rows.append(
                 Status(
                     want.workspace,
@@ -252,15 +278,19 @@ class Controller:
                     current.state,
                     want.image,
                     (current.essence or {}).get("gpus", "?"),
-                    current.status,
+                    f"start failed: {short_error(error)}" if error else current.status,
                     reason or "up to date",
                     health=current.health,
+                    error=error,
                 )
             )
         for orphan in (c for c in ours if c.workspace not in names):
             rows.append(
                 Status(orphan.workspace, orphan.name, orphan.id[:12], orphan.state, "", "", orphan.status, "orphan")
             )
+        for run in oneoffs(observed, self.identity.directory):
+            gpus = self.state.containers[run.workspace].essence["gpus"] if run.workspace in names else ""
+            rows.append(Status(run.workspace, run.name, run.id[:12], run.state, "", gpus, run.status, "one-off (run)"))
         return rows
 
     def _check_networks(self, desired: list[DesiredContainer]) -> None:
@@ -274,6 +304,13 @@ class Controller:
                         hint=f"ngcws joins existing networks only; create it (`docker network create {network}`)"
                         " or remove it from networks:",
                     )
+
+    def _start_error(self, container: ObservedContainer) -> str:
+        """Why the engine could not start ``container`` the last time, or "" (the list does not say)."""
+        if container.state not in ("created", "exited", "dead"):
+            return ""
+        found = self.engine.inspect_container(container.id) or {}
+        return str((found.get("State") or {}).get("Error") or "")
 
     # --- keeping work -------------------------------------------------------------------------
 
@@ -360,11 +397,17 @@ class Controller:
             _step()
         elif kind is Kind.CREATE:
             assert want is not None
+            if current is not None:  # the engine is removing the old one: its name is free after
+                self.engine.wait_removed(current.id)
             self._create(want, want.name)
             _step()
         elif kind is Kind.START:
             ref = current.id if current else want.name if want else ""
             self.engine.start(ref, want.name if want else ref)
+            _step()
+        elif kind is Kind.UNPAUSE:
+            assert current is not None
+            self.engine.unpause(current.id)
             _step()
         elif kind is Kind.RECREATE:
             # Each step leaves a state the next `up` repairs: the new container is created under
@@ -372,8 +415,9 @@ class Controller:
             assert want is not None and current is not None
             new_id = self._create(want, f"{current.id[:12]}_{want.name}")
             _step()
-            self.engine.stop(current.id)
-            _step()
+            if current.state != "dead":  # a dead container has no process to stop
+                self.engine.stop(current.id)
+                _step()
             self.engine.remove(current.id, force=True)
             _step()
             self.engine.rename(new_id, want.name)
@@ -382,6 +426,9 @@ class Controller:
             _step()
         elif kind is Kind.REMOVE:
             assert current is not None
+            if current.state == "removing":
+                self.engine.wait_removed(current.id)
+                return
             self.engine.stop(current.id)
             _step()
             self.engine.remove(current.id, force=True, volumes=volumes)

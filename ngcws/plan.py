@@ -23,6 +23,7 @@ class Kind(str, Enum):
     PULL = "pull"
     CREATE = "create"
     START = "start"
+    UNPAUSE = "unpause"
     RECREATE = "recreate"
     REMOVE = "remove"
     NOOP = "up to date"
@@ -69,6 +70,11 @@ class UpOptions:
 def owned(observed: Observed, directory: str) -> list[ObservedContainer]:
     """The snapshot's containers that belong to this folder's project (one-offs excluded)."""
     return [c for c in observed.containers if c.labels.get(L.PROJECT_DIR) == directory and not c.oneoff]
+
+
+def oneoffs(observed: Observed, directory: str) -> list[ObservedContainer]:
+    """This folder's ``ngcws run`` containers (kept by ``--no-rm``, or still running)."""
+    return [c for c in observed.containers if c.labels.get(L.PROJECT_DIR) == directory and c.oneoff]
 
 
 def check_ownership(desired: list[DesiredContainer], observed: Observed, directory: str) -> None:
@@ -147,14 +153,33 @@ def _container_actions(
     mine = sorted(mine, key=lambda c: (c.name != want.name, -c.created))
     current, extra = mine[0], mine[1:]
     actions = [Action(Kind.REMOVE, want.workspace, f"stale duplicate {c.name}", c) for c in extra]
+    actions.extend(_state_actions(want, current, observed, options))
+    return actions
+
+
+def _state_actions(
+    want: DesiredContainer, current: ObservedContainer, observed: Observed, options: UpOptions
+) -> list[Action]:
+    """What makes ``current`` the running ``want``, in whatever state the engine has it.
+
+    A paused container is unpaused (the engine refuses to start it), a dead one can only be
+    replaced, and one the engine is removing is waited for and created anew.
+    """
+    if current.state == "removing":
+        return [
+            Action(Kind.CREATE, want.workspace, f"{current.name} is being removed: wait, then create", current, want),
+            Action(Kind.START, want.workspace, "new container", desired=want),
+        ]
+    if current.state == "dead":
+        return [Action(Kind.RECREATE, want.workspace, f"{current.name} is dead (it cannot be started)", current, want)]
     reason = None if options.no_recreate else recreate_reason(want, current, observed, options)
     if reason:
-        actions.append(Action(Kind.RECREATE, want.workspace, reason, current, want))
-    elif current.state in ("running", "restarting"):
-        actions.append(Action(Kind.NOOP, want.workspace, f"{current.name} is running", current, want))
-    else:
-        actions.append(Action(Kind.START, want.workspace, f"{current.name} is {current.state}", current, want))
-    return actions
+        return [Action(Kind.RECREATE, want.workspace, reason, current, want)]
+    if current.state in ("running", "restarting"):
+        return [Action(Kind.NOOP, want.workspace, f"{current.name} is running", current, want)]
+    if current.state == "paused":
+        return [Action(Kind.UNPAUSE, want.workspace, f"{current.name} is paused", current, want)]
+    return [Action(Kind.START, want.workspace, f"{current.name} is {current.state}", current, want)]
 
 
 def recreate_reason(
@@ -224,7 +249,7 @@ def _short(image_id: str) -> str:
 
 
 def plan_down(observed: Observed, directory: str, remove_orphans: bool, every_workspace: list[str]) -> Plan:
-    """Remove the project's containers (orphans only with ``remove_orphans``)."""
+    """Remove the project's containers, its ``ngcws run`` ones included (orphans only with ``remove_orphans``)."""
     actions = []
     warnings = []
     for container in owned(observed, directory):
@@ -232,4 +257,7 @@ def plan_down(observed: Observed, directory: str, remove_orphans: bool, every_wo
             actions.append(Action(Kind.REMOVE, container.workspace, f"{container.name} ({container.state})", container))
         else:
             warnings.append(f"orphan container {container.name} left; remove it with --remove-orphans")
+    for container in oneoffs(observed, directory):
+        reason = f"{container.name} (one-off from ngcws run, {container.state})"
+        actions.append(Action(Kind.REMOVE, container.workspace, reason, container))
     return Plan(tuple(actions), tuple(warnings))

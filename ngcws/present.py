@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from ngcws.plan import Action, Kind, Plan
 
 _STYLE = {
-    Kind.PULL: "cyan", Kind.CREATE: "green", Kind.START: "green", Kind.RECREATE: "yellow",
+    Kind.PULL: "cyan", Kind.CREATE: "green", Kind.START: "green", Kind.UNPAUSE: "green", Kind.RECREATE: "yellow",
     Kind.REMOVE: "red", Kind.NOOP: "dim",
 }  # fmt: skip
 
@@ -140,6 +140,7 @@ class Console:
             values = asdict(row)
             values["gpus"] = _gpus_cell(values["gpus"])
             values.pop("gpu_use", None)
+            values.pop("error", None)  # the full message: JSON only; STATUS says it short
             cells.append([str(v) if v != "" else "-" for v in values.values()])
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
         for line in [headers, *cells]:

@@ -79,6 +79,8 @@ def find_container(engine: Engine, state: DesiredState, workspace: str) -> dict[
 def find_running(engine: Engine, state: DesiredState, workspace: str) -> dict[str, Any]:
     """The workspace's running container, verified to be this project's."""
     found = find_container(engine, state, workspace)
+    if (found.get("State") or {}).get("Paused"):
+        raise NotRunning(f"workspace {workspace!r} is paused", hint=f"Resume it with `ngcws start {workspace}`.")
     if not (found.get("State") or {}).get("Running"):
         state = (found.get("State") or {}).get("Status", "stopped")
         raise NotRunning(
@@ -303,6 +305,11 @@ def run_oneoff(
     console = Console()
     controller = Controller(state, engine, console)
     desired = state.containers[name]
+    if not command and desired.essence["command"] is None:
+        raise UsageError(
+            f"ngcws run needs a command: workspace {name!r} has no command: in ngcws.yaml",
+            hint=f"Give one, e.g. `ngcws run -W {name} python train.py`, or set command: for the workspace.",
+        )
     controller.ensure_image(desired)
     if preflight:
         controller.preflight([desired])

@@ -257,3 +257,27 @@ def make_project_module(
     yield make
     for name in names:
         remove_project(name)
+
+
+def memlock_is_allowed(testbed: dict[str, str]) -> bool:
+    """Whether the engine lets a container lock unlimited memory: asked of the engine (dockerd's own
+    limits and capabilities decide), never read from the test runner's rlimits."""
+    from ngcws.engine import Engine
+    from ngcws.errors import ContainerStartError
+
+    engine = Engine()
+    request = {
+        "Image": testbed["NGCWS_TB_TINY"],
+        "Cmd": ["true"],
+        "Labels": {"ngcws.project": f"memlock-probe-{uuid.uuid4().hex[:8]}"},
+        "HostConfig": {"Ulimits": [{"Name": "memlock", "Soft": -1, "Hard": -1}]},
+    }
+    container = engine.create_container("", request)
+    try:
+        engine.start(container)
+        return True
+    except ContainerStartError as exc:
+        assert "rlimit" in exc.message, exc
+        return False
+    finally:
+        engine.remove(container, force=True)

@@ -188,6 +188,20 @@ class Engine:
             raise start_error(name or ref, response.error_message(), response.status)
         response.read()
 
+    def unpause(self, ref: str) -> None:
+        response = self.transport.request("POST", path("/containers/{}/unpause", ref))
+        self._checked(response, f"unpause container {ref}").read()
+
+    def wait_removed(self, ref: str) -> None:
+        """Return once the engine has finished removing ``ref`` (at once if it is gone)."""
+        response = self.transport.request(
+            "POST", path("/containers/{}/wait", ref), params={"condition": "removed"}, timeout=None
+        )
+        if response.status == 404:
+            response.read()
+            return
+        self._checked(response, f"wait for the removal of {ref}").read()
+
     def stop(self, ref: str, timeout: int | None = None) -> None:
         """Stop; without ``timeout`` the engine waits the container's own stop timeout (default 10 s)."""
         params = {"t": timeout} if timeout is not None else {}

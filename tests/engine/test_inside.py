@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import signal
@@ -167,6 +168,12 @@ def test_run_no_rm_keeps_the_container_labelled_one_off(up: Workspace) -> None:
     oneoffs = [c for c in up.containers() if c["Labels"].get("ngcws.oneoff") == "true"]
     assert len(oneoffs) == 1
     assert "nothing to do" in up.ok("plan") and "orphan" not in up.ok("plan")
+    name = str(oneoffs[0]["Names"][0]).lstrip("/")
+    row = next(r for r in json.loads(up.ok("ps", "--format", "json")) if r["name"] == name)
+    assert (row["workspace"], row["state"], row["drift"]) == ("train", "exited", "one-off (run)")
+    result = up.ngcws("down")
+    assert result.returncode == 0 and f"{name} (one-off from ngcws run, exited)".encode() in result.stderr
+    assert up.containers() == []
 
 
 def test_logs_and_follow(project: Workspace, testbed: dict[str, str]) -> None:

@@ -149,3 +149,16 @@ def test_doctor_without_an_engine_fails_with_the_fix(tmp_path: Path) -> None:
 def test_doctor_format_is_checked(tmp_path: Path) -> None:
     result = run("doctor", "--format", "yaml", cwd=tmp_path)
     assert result.returncode == 2 and "expected text or json" in result.stderr
+
+
+def test_run_without_any_command_is_a_usage_error_not_a_hang(tmp_path: Path) -> None:
+    (tmp_path / "ngcws.yaml").write_text("workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n")
+    result = subprocess.run([*NGCWS, "run"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "ngcws run needs a command" in result.stderr, result.stderr
+    assert "ngcws run -W train python train.py" in result.stderr and "Traceback" not in result.stderr
+    with_command = (
+        "workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n    command: [python, serve.py]\n"
+    )
+    (tmp_path / "ngcws.yaml").write_text(with_command)
+    result = subprocess.run([*NGCWS, "run"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "needs a command" not in result.stderr and "cannot reach the Docker engine" in result.stderr

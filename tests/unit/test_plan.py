@@ -75,12 +75,36 @@ def test_no_container_pull_if_needed_create_start() -> None:
     assert plan([d], []).kinds() == ("create", "start")
 
 
-@pytest.mark.parametrize("state", ["exited", "created", "dead"])
+@pytest.mark.parametrize("state", ["exited", "created"])
 def test_stopped_container_is_started_as_is(state: str) -> None:
     d = want()
     result = plan([d], [container(d, state)])
     assert result.kinds() == ("start",)
     assert result.actions[0].container.id == f"id-train-{state}"
+
+
+@pytest.mark.parametrize(
+    ("state", "kinds", "reason"),
+    [
+        ("paused", ("unpause",), "lab-train is paused"),  # the engine refuses to start a paused container
+        ("dead", ("recreate",), "lab-train is dead (it cannot be started)"),
+        ("removing", ("create", "start"), "lab-train is being removed: wait, then create"),
+        ("restarting", ("up to date",), "lab-train is running"),
+    ],
+)
+def test_each_engine_state_gets_what_works(state: str, kinds: tuple[str, ...], reason: str) -> None:
+    d = want()
+    result = plan([d], [container(d, state)])
+    assert result.kinds() == kinds and result.actions[0].reason == reason
+    assert result.actions[0].container is not None and result.actions[0].container.state == state
+
+
+def test_a_dead_or_removing_container_is_replaced_even_with_no_recreate() -> None:
+    d = want()
+    assert plan([d], [container(d, "dead")], no_recreate=True).kinds() == ("recreate",)
+    assert plan([d], [container(d, "removing")], no_recreate=True).kinds() == ("create", "start")
+    changed = want(shm_size=2 * 1024**3)
+    assert plan([changed], [container(d, "paused")], no_recreate=True).kinds() == ("unpause",)
 
 
 def test_running_and_unchanged_needs_no_writes() -> None:
@@ -170,6 +194,17 @@ def test_down_removes_ours_and_orphans_only_when_asked() -> None:
     observed = Observed((container(d), container(gone)), {})
     assert [a.workspace for a in plan_down(observed, DIR, False, ["train"]).actions] == ["train"]
     assert [a.workspace for a in plan_down(observed, DIR, True, ["train"]).actions] == ["train", "old"]
+
+
+def test_down_removes_this_folders_one_off_containers_too() -> None:
+    d = want()
+    kept = ObservedContainer("r", "lab-train-run-1", "exited", "sha256:aaa", {**d.request["Labels"], L.ONEOFF: "true"})
+    elsewhere = ObservedContainer(
+        "e", "lab-train-run-2", "exited", "sha256:aaa", {**kept.labels, L.PROJECT_DIR: "/elsewhere/lab"}
+    )
+    result = plan_down(Observed((container(d), kept, elsewhere), {}), DIR, False, ["train"])
+    assert [a.container.id for a in result.actions if a.container] == ["id-train-running", "r"]
+    assert result.actions[1].reason == "lab-train-run-1 (one-off from ngcws run, exited)"
 
 
 def test_describe_changes_labels_and_mounts() -> None:

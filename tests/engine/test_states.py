@@ -1,0 +1,59 @@
+"""Engine states and odd situations against the real engine: paused containers, failed starts,
+one-off containers, moved project folders, `run` without a command."""
+
+from __future__ import annotations
+
+import json
+
+from ngcws.engine import Engine
+from tests.conftest import Workspace, memlock_is_allowed
+from tests.engine.test_reconcile import ngc, one
+
+
+def pause(container_id: str) -> None:
+    response = Engine().transport.request("POST", f"/containers/{container_id}/pause")
+    assert response.status == 204, response.error_message()
+    response.read()
+
+
+def test_a_paused_workspace_is_unpaused_by_up_and_start_not_refused(
+    project: Workspace, testbed: dict[str, str]
+) -> None:
+    project.write(ngc(testbed, image=testbed["NGCWS_TB_TINY"]))
+    project.ok("up")
+    first = one(project)["Id"]
+    pause(first)
+    assert "unpause    train: " in project.ok("plan") and one(project)["State"] == "paused"
+    result = project.ngcws("up")
+    assert result.returncode == 0 and b"unpause" in result.stderr, result.stderr
+    assert (one(project)["Id"], one(project)["State"]) == (first, "running")
+    pause(first)
+    exec_refused = project.ngcws("exec", "true")
+    assert exec_refused.returncode == 1 and b"paused" in exec_refused.stderr and b"ngcws start" in exec_refused.stderr
+    result = project.ngcws("start")
+    assert result.returncode == 0, result.stderr
+    assert (one(project)["Id"], one(project)["State"]) == (first, "running")
+    pause(first)
+    assert project.ngcws("stop").returncode == 0 and one(project)["State"] == "exited"
+    project.ok("start")
+    pause(first)
+    project.ok("down")
+    assert project.containers() == []
+
+
+def test_ps_says_that_the_last_start_failed_and_why(project: Workspace, testbed: dict[str, str]) -> None:
+    """This test bed cannot raise memlock (testbed.md): a real start failure, kept by the engine."""
+    project.write(ngc(testbed, "    ulimits: {memlock: -1}\n", image=testbed["NGCWS_TB_TINY"]))
+    if memlock_is_allowed(testbed):
+        project.ok("up")
+        row = json.loads(project.ok("ps", "--format", "json"))[0]
+        assert row["state"] == "running" and row["error"] == ""
+        return
+    assert project.ngcws("up").returncode == 1
+    row = json.loads(project.ok("ps", "--format", "json"))[0]
+    assert row["state"] == "created" and row["drift"] == "up to date"
+    assert row["status"].startswith("start failed: ") and "rlimit type 8" in row["status"], row
+    assert "error setting rlimit type 8: operation not permitted" in row["error"]
+    table = project.ok("ps")
+    assert "start failed: " in table and "rlimit" in table
+    assert "start      train: " in project.ok("plan")  # up tries again (and explains it again)
