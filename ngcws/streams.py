@@ -8,6 +8,7 @@ a thread; end of input half-closes the connection, which closes the process's st
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -15,6 +16,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,10 +54,30 @@ class Demux:
             yield stream, payload
 
 
+def in_foreground(fd: int) -> bool:
+    """Whether this process may read terminal ``fd`` now (its process group is the terminal's)."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
 def _forward_stdin(sock: socket.socket, fd: int, half_close: bool) -> None:
+    """Copy stdin to the process. A terminal is read only while we are its foreground job
+    (``ngcws exec train.py > log &`` reads nothing and is never stopped by SIGTTIN; after ``fg``
+    it reads again)."""
+    terminal = os.isatty(fd)
     try:
         while True:
-            data = os.read(fd, 65536)
+            if terminal and not in_foreground(fd):
+                time.sleep(0.2)
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except OSError as exc:  # EIO: sent to the background between the check and the read
+                if terminal and exc.errno == errno.EIO and not in_foreground(fd):
+                    continue
+                return
             if not data:
                 break
             sock.sendall(data)
@@ -87,8 +109,11 @@ def pump(
     old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     watched = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP] + ([signal.SIGWINCH] if tty else [])
     previous = {s: signal.signal(s, lambda *_: None) for s in watched}
+    # A background job that reads the terminal gets EIO instead of being stopped.
+    previous[signal.SIGTTIN] = signal.signal(signal.SIGTTIN, signal.SIG_IGN)
     demux = Demux()
-    terminal = _RawTerminal() if tty and forward_stdin and os.isatty(0) else contextlib.nullcontext()
+    raw = tty and forward_stdin and os.isatty(0) and in_foreground(0)
+    terminal = _RawTerminal() if raw else contextlib.nullcontext()
     try:
         with terminal:
             if forward_stdin:
@@ -125,19 +150,39 @@ def pump(
 
 
 class _RawTerminal:
-    """Put the local terminal in raw mode for the session (keys go to the container's TTY)."""
+    """Put the local terminal in raw mode for the session (keys go to the container's TTY).
+
+    A signal arriving during the set-up (SIGHUP from a closing terminal) interrupts the call
+    with EINTR, which termios does not retry: we do. Any other failure is an OSError (a message
+    at the error boundary), never a ``termios.error`` traceback.
+    """
 
     def __enter__(self) -> None:
         import termios
         import tty
 
-        self.saved: Any = termios.tcgetattr(0)
-        tty.setraw(0)
+        self.saved: Any = _terminal_call(termios.tcgetattr, 0)
+        _terminal_call(tty.setraw, 0)
 
     def __exit__(self, *exc: object) -> None:
         import termios
 
-        termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+        with contextlib.suppress(OSError):  # the terminal may be gone (hang-up): nothing to restore
+            _terminal_call(termios.tcsetattr, 0, termios.TCSADRAIN, self.saved)
+
+
+def _terminal_call(call: Callable[..., Any], *args: Any) -> Any:
+    import termios
+
+    while True:
+        try:
+            return call(*args)
+        except termios.error as exc:
+            number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+            if number == errno.EINTR:
+                continue
+            reason = exc.args[1] if len(exc.args) > 1 else str(exc)
+            raise OSError(number, f"cannot set up the terminal: {reason}") from None
 
 
 def terminal_size() -> tuple[int, int]:

@@ -147,6 +147,44 @@ def test_tty_only_on_a_terminal_and_window_size_follows(up: Workspace) -> None:
     assert status == 0 and b"40 120" in output, output
 
 
+def _take_terminal() -> None:
+    """In the child: make stdin (a pty) the controlling terminal of the new session, as a login does."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_exec_in_the_background_of_a_terminal_is_never_stopped(up: Workspace) -> None:
+    """`ngcws exec python train.py > log &` in an interactive shell: runs, reads no terminal, no SIGTTIN."""
+    ngcws = " ".join(NGCWS)
+    script = (
+        f"set -m; {ngcws} exec sh -c 'sleep 1; echo trained; exit 3' > train.log 2>&1 & "
+        "job=$!; wait $job; echo status=$?; ps -o stat= -p $job; kill -CONT $job 2>/dev/null; true"
+    )
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=up.dir,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=_take_terminal,
+    ) as shell:
+        os.close(slave)
+        output = b""
+        while select.select([master], [], [], 60)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        shell.wait(timeout=30)
+    os.close(master)
+    assert b"status=3" in output, output  # a stopped job would report 128+SIGTTIN (149)
+    assert (up.dir / "train.log").read_bytes() == b"trained\n"
+
+
 def test_shell_is_interactive_in_the_working_dir(up: Workspace) -> None:
     status, output = _pty_run([*NGCWS, "shell"], up.dir, send=b"pwd; echo $0; exit 5\n")
     assert status == 5, output
