@@ -121,6 +121,13 @@ PullOpt = Annotated[
     str | None,
     typer.Option("--pull", callback=_pull_option, help="always | missing | never (overrides pull: in the file)"),
 ]
+TakeOverOpt = Annotated[
+    bool,
+    typer.Option(
+        "--take-over",
+        help="Adopt this project's containers left by a folder it was moved or renamed out of",
+    ),
+]
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -229,13 +236,24 @@ def up(
         bool, typer.Option("--remove-orphans", help="Remove containers of workspaces no longer in the file")
     ] = False,
     skip_preflight: SkipPreflight = False,
+    take_over: TakeOverOpt = False,
 ) -> None:
     """Create, start or recreate workspace containers so they match ngcws.yaml."""
     g = _globals(ctx)
     from ngcws.commands import run_up
 
     raise typer.Exit(
-        run_up(g.file, g.project_name, workspaces, pull, force_recreate, no_recreate, remove_orphans, skip_preflight)
+        run_up(
+            g.file,
+            g.project_name,
+            workspaces,
+            pull,
+            force_recreate,
+            no_recreate,
+            remove_orphans,
+            skip_preflight,
+            take_over,
+        )
     )
 
 
@@ -268,9 +286,10 @@ def down(
     force: Annotated[
         bool, typer.Option("--force", help="Remove even containers holding unsaved work (see `ngcws diff`)")
     ] = False,
+    take_over: TakeOverOpt = False,
 ) -> None:
     """Stop and remove the project's containers. Bind-mounted host folders are never touched."""
-    result = _labels_controller(ctx).down(remove_orphans, volumes, force)
+    result = _labels_controller(ctx).down(remove_orphans, volumes, force, take_over)
     if not result.actions:
         print("nothing to remove", file=sys.stderr)
 

@@ -17,6 +17,7 @@ def run_up(
     no_recreate: bool,
     remove_orphans: bool,
     skip_preflight: bool = False,
+    take_over: bool = False,
 ) -> int:
     """``ngcws up``: print the plan as it is applied."""
     from ngcws.controller import Controller
@@ -29,7 +30,9 @@ def run_up(
         raise UsageError("--force-recreate and --no-recreate cannot be combined")
     controller = Controller(load_state(file, project_name), Engine(), Console())
     plan = controller.up(
-        workspaces, UpOptions(pull, force_recreate, no_recreate, remove_orphans), preflight=not skip_preflight
+        workspaces,
+        UpOptions(pull, force_recreate, no_recreate, remove_orphans, take_over=take_over),
+        preflight=not skip_preflight,
     )
     if not plan.changes:
         print("up to date", file=sys.stderr)

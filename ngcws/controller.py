@@ -16,7 +16,19 @@ from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
 from ngcws.imageref import image_ref
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
-from ngcws.plan import Action, Kind, Plan, UpOptions, oneoffs, owned, plan_down, plan_up, pull_actions, recreate_reason
+from ngcws.plan import (
+    Action,
+    Kind,
+    Plan,
+    UpOptions,
+    moved,
+    oneoffs,
+    owned,
+    plan_down,
+    plan_up,
+    pull_actions,
+    recreate_reason,
+)
 from ngcws.spec import DesiredContainer, DesiredState, Invoker, container_name
 
 if TYPE_CHECKING:  # the guard is imported only when something would be destroyed: no-op up stays lean
@@ -91,7 +103,17 @@ class Controller:
         for image in {d.image for d in desired}:
             found = self.engine.inspect_image(image)
             images[image] = str(found["Id"]) if found else None
-        return Observed(tuple(ObservedContainer.from_list_entry(e) for e in entries), images)
+        containers = tuple(ObservedContainer.from_list_entry(e) for e in entries)
+        return Observed(containers, images, self._moved_from(containers))
+
+    def _moved_from(self, containers: tuple[ObservedContainer, ...]) -> frozenset[str]:
+        """Other folders of this project's containers whose ngcws.yaml is gone (moved or renamed here?)."""
+        folders = set()
+        for container in containers:
+            folder, config = container.labels.get(L.PROJECT_DIR), container.labels.get(L.CONFIG_FILE)
+            if folder and config and folder != self.identity.directory and not os.path.exists(config):
+                folders.add(folder)
+        return frozenset(folders)
 
     def plan(self, names: list[str] | None, options: UpOptions) -> Plan:
         from ngcws.preflight import gpu_notes
@@ -156,10 +178,10 @@ class Controller:
                     self._apply(action)
         return plan
 
-    def down(self, remove_orphans: bool, volumes: bool, force: bool = False) -> Plan:
+    def down(self, remove_orphans: bool, volumes: bool, force: bool = False, take_over: bool = False) -> Plan:
         with self._locked():
             observed = self.observe([])
-            plan = plan_down(observed, self.identity.directory, remove_orphans, self.every)
+            plan = plan_down(observed, self.identity.directory, remove_orphans, self.every, take_over)
             for warning in plan.warnings:
                 self.reporter.warning(warning)
             if not force:
@@ -288,6 +310,9 @@ class Controller:
             rows.append(
                 Status(orphan.workspace, orphan.name, orphan.id[:12], orphan.state, "", "", orphan.status, "orphan")
             )
+        for left in moved(observed):
+            drift = f"left in {left.labels.get(L.PROJECT_DIR)}, moved? (ngcws up --take-over)"
+            rows.append(Status(left.workspace, left.name, left.id[:12], left.state, "", "", left.status, drift))
         for run in oneoffs(observed, self.identity.directory):
             gpus = self.state.containers[run.workspace].essence["gpus"] if run.workspace in names else ""
             rows.append(Status(run.workspace, run.name, run.id[:12], run.state, "", gpus, run.status, "one-off (run)"))

@@ -63,6 +63,7 @@ def _up_parser() -> _Parser:
     parser.add_argument("--no-recreate", action="store_true")
     parser.add_argument("--remove-orphans", action="store_true")
     parser.add_argument("--skip-preflight", action="store_true")
+    parser.add_argument("--take-over", action="store_true")
     parser.add_argument("workspaces", nargs="*")
     return parser
 
@@ -107,4 +108,5 @@ def _run_up(ns: argparse.Namespace, file: Files, project: str | None) -> int:
         ns.no_recreate,
         ns.remove_orphans,
         ns.skip_preflight,
+        ns.take_over,
     )

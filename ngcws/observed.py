@@ -72,3 +72,6 @@ class Observed:
 
     containers: tuple[ObservedContainer, ...] = ()
     images: dict[str, str | None] = field(default_factory=dict)  # reference → image id, None if absent
+    #: Folders that containers of this project name were made in, which no longer hold their
+    #: ngcws.yaml: the project was moved or renamed (or deleted) since.
+    moved_from: frozenset[str] = frozenset()

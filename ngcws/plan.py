@@ -65,6 +65,7 @@ class UpOptions:
     no_recreate: bool = False
     remove_orphans: bool = False
     pulls_done: bool = False  # second pass, after pulling: plan no pulls
+    take_over: bool = False  # containers of this project from a folder it was moved out of become ours
 
 
 def owned(observed: Observed, directory: str) -> list[ObservedContainer]:
@@ -77,12 +78,30 @@ def oneoffs(observed: Observed, directory: str) -> list[ObservedContainer]:
     return [c for c in observed.containers if c.labels.get(L.PROJECT_DIR) == directory and c.oneoff]
 
 
+def moved(observed: Observed) -> list[ObservedContainer]:
+    """This project's containers made in a folder that no longer holds its ngcws.yaml."""
+    return [c for c in observed.containers if c.labels.get(L.PROJECT_DIR) in observed.moved_from and not c.oneoff]
+
+
+def moved_error(found: list[ObservedContainer], directory: str, command: str) -> OwnershipError:
+    folders = sorted({c.labels.get(L.PROJECT_DIR, "") for c in found})
+    names = ", ".join(sorted(c.name for c in found))
+    hint = "`ngcws down --take-over` removes them"
+    if command == "up":
+        hint = "`ngcws up --take-over` replaces them with containers made from this folder's ngcws.yaml; " + hint
+    return OwnershipError(
+        f"found this project's containers ({names}) made in {', '.join(folders)}, which no longer has its "
+        f"ngcws.yaml: was the project moved or renamed to {directory}?",
+        hint=f"{hint}. Or move the folder back.",
+    )
+
+
 def check_ownership(desired: list[DesiredContainer], observed: Observed, directory: str) -> None:
     """Refuse when a same-named project in another folder holds a name we need."""
     wanted = {d.name for d in desired}
     for container in observed.containers:
         other = container.labels.get(L.PROJECT_DIR)
-        if container.name in wanted and other != directory:
+        if container.name in wanted and other != directory and other not in observed.moved_from:
             raise OwnershipError(
                 f"container {container.name!r} belongs to project {container.labels.get(L.PROJECT)!r} "
                 f"in {other}, not to this folder ({directory})",
@@ -105,6 +124,10 @@ def plan_up(
     """
     check_ownership(desired, observed, directory)
     ours = owned(observed, directory)
+    if moved(observed):
+        if not options.take_over:
+            raise moved_error(moved(observed), directory, "up")
+        ours += moved(observed)
     actions: list[Action] = []
     for want in desired:
         actions.extend(pull_actions(want, observed, options))
@@ -172,6 +195,9 @@ def _state_actions(
         ]
     if current.state == "dead":
         return [Action(Kind.RECREATE, want.workspace, f"{current.name} is dead (it cannot be started)", current, want)]
+    old_folder = current.labels.get(L.PROJECT_DIR)
+    if old_folder != want.request["Labels"].get(L.PROJECT_DIR):
+        return [Action(Kind.RECREATE, want.workspace, f"taken over from {old_folder}", current, want)]
     reason = None if options.no_recreate else recreate_reason(want, current, observed, options)
     if reason:
         return [Action(Kind.RECREATE, want.workspace, reason, current, want)]
@@ -248,15 +274,25 @@ def _short(image_id: str) -> str:
     return image_id.split(":", 1)[-1][:12]
 
 
-def plan_down(observed: Observed, directory: str, remove_orphans: bool, every_workspace: list[str]) -> Plan:
-    """Remove the project's containers, its ``ngcws run`` ones included (orphans only with ``remove_orphans``)."""
+def plan_down(
+    observed: Observed, directory: str, remove_orphans: bool, every_workspace: list[str], take_over: bool = False
+) -> Plan:
+    """Remove the project's containers, its ``ngcws run`` ones included (orphans only with
+    ``remove_orphans``; those left in a folder the project was moved out of only with ``take_over``)."""
     actions = []
     warnings = []
+    left_behind = moved(observed)
+    if left_behind and not take_over:
+        error = moved_error(left_behind, directory, "down")
+        warnings.append(f"{error.message} {error.hint}")
     for container in owned(observed, directory):
         if container.workspace in every_workspace or remove_orphans:
             actions.append(Action(Kind.REMOVE, container.workspace, f"{container.name} ({container.state})", container))
         else:
             warnings.append(f"orphan container {container.name} left; remove it with --remove-orphans")
+    for container in left_behind if take_over else []:
+        reason = f"{container.name} (taken over from {container.labels.get(L.PROJECT_DIR)}, {container.state})"
+        actions.append(Action(Kind.REMOVE, container.workspace, reason, container))
     for container in oneoffs(observed, directory):
         reason = f"{container.name} (one-off from ngcws run, {container.state})"
         actions.append(Action(Kind.REMOVE, container.workspace, reason, container))

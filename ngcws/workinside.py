@@ -72,7 +72,14 @@ def find_container(engine: Engine, state: DesiredState, workspace: str) -> dict[
         )
     labels = (found.get("Config") or {}).get("Labels") or {}
     if labels.get(L.PROJECT_DIR) != state.identity.directory:
-        raise OwnershipError(f"container {name!r} is not this project's (folder {state.identity.directory})")
+        hint = None
+        config = labels.get(L.CONFIG_FILE)
+        if config and not os.path.exists(config):
+            hint = (
+                f"It was made in {labels.get(L.PROJECT_DIR)}, which no longer has its ngcws.yaml. If you moved the "
+                "project here, `ngcws up --take-over` replaces it with one made from this folder."
+            )
+        raise OwnershipError(f"container {name!r} is not this project's (folder {state.identity.directory})", hint=hint)
     return found
 
 

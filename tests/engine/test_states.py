@@ -4,6 +4,7 @@ one-off containers, moved project folders, `run` without a command."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from ngcws.engine import Engine
 from tests.conftest import Workspace, memlock_is_allowed
@@ -57,3 +58,34 @@ def test_ps_says_that_the_last_start_failed_and_why(project: Workspace, testbed:
     table = project.ok("ps")
     assert "start failed: " in table and "rlimit" in table
     assert "start      train: " in project.ok("plan")  # up tries again (and explains it again)
+
+
+def test_a_moved_project_folder_is_explained_and_taken_over(
+    make_project: Callable[[str], Workspace], testbed: dict[str, str]
+) -> None:
+    old = make_project("movable")
+    (old.dir / "data").mkdir()
+    old.write(ngc(testbed, "    mounts: ['./data:/data']\n", image=testbed["NGCWS_TB_TINY"]))
+    old.ok("up")
+    before = one(old)["Id"]
+    new = Workspace(old.dir.parent.parent / "moved-here" / "movable", "movable")
+    new.dir.parent.mkdir()
+    old.dir.rename(new.dir)
+    for command in (("up",), ("exec", "true")):
+        result = new.ngcws(*command)
+        err = result.stderr.decode()
+        assert result.returncode == 1 and "Traceback" not in err, err
+        assert f"made in {old.dir}, which no longer has its ngcws.yaml" in err and "ngcws up --take-over" in err
+    result = new.ngcws("down")
+    assert result.returncode == 0 and b"ngcws down --take-over" in result.stderr
+    assert one(new)["Id"] == before  # nothing removed without being asked
+    row = json.loads(new.ok("ps", "--format", "json"))[-1]
+    assert row["drift"] == f"left in {old.dir}, moved? (ngcws up --take-over)"
+    result = new.ngcws("up", "--take-over")
+    assert result.returncode == 0 and f"taken over from {old.dir}".encode() in result.stderr, result.stderr
+    after = one(new)
+    assert after["Id"] != before and after["Labels"]["ngcws.project-dir"] == str(new.dir)
+    assert new.ok("exec", "sh", "-c", "touch /data/x && echo ok") == "ok\n" and (new.dir / "data" / "x").exists()
+    assert "nothing to do" in new.ok("plan")
+    new.ok("down")
+    assert new.containers() == []

@@ -207,6 +207,28 @@ def test_down_removes_this_folders_one_off_containers_too() -> None:
     assert result.actions[1].reason == "lab-train-run-1 (one-off from ngcws run, exited)"
 
 
+def test_a_project_moved_here_is_explained_then_taken_over_on_request() -> None:
+    d = want()
+    left = container(d, **{L.PROJECT_DIR: "/old/lab"})
+    observed = Observed((left,), {IMAGE: "sha256:aaa"}, moved_from=frozenset({"/old/lab"}))
+    with pytest.raises(OwnershipError, match=r"made in /old/lab, which no longer has its ngcws.yaml") as caught:
+        plan_up([d], ["train"], observed, DIR, UpOptions())
+    assert (
+        caught.value.hint
+        and "ngcws up --take-over" in caught.value.hint
+        and "ngcws down --take-over" in caught.value.hint
+    )
+    taken = plan_up([d], ["train"], observed, DIR, UpOptions(take_over=True))
+    assert taken.kinds() == ("recreate",) and taken.actions[0].reason == "taken over from /old/lab"
+    down = plan_down(observed, DIR, False, ["train"])
+    assert down.actions == () and "ngcws down --take-over" in down.warnings[0]
+    down = plan_down(observed, DIR, False, ["train"], take_over=True)
+    assert down.kinds() == ("remove",) and "taken over from /old/lab" in down.actions[0].reason
+    still_there = Observed((left,), {IMAGE: "sha256:aaa"})  # the old folder still has its file: not ours
+    with pytest.raises(OwnershipError, match="belongs to project 'lab' in /old/lab"):
+        plan_up([d], ["train"], still_there, DIR, UpOptions(take_over=True))
+
+
 def test_describe_changes_labels_and_mounts() -> None:
     old = want().essence
     new = want(labels={"team": "vision"}, mounts=[]).essence
