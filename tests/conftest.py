@@ -49,8 +49,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _isolated(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Each test gets its own ngcws cache; unit tests cannot reach an engine."""
+    """Each test gets its own ngcws cache and docker config; unit tests cannot reach an engine."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    # Registry logins come from an empty docker config, never from the runner's own ~/.docker.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))
     monkeypatch.delenv("NGCWS_FILE", raising=False)
     if request.node.get_closest_marker("docker") is None:
         monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/unit-tests-must-not-reach-docker.sock")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ngcws.errors import RegistryAuthError
 from ngcws.imageref import ImageRef
 
 
@@ -31,8 +32,17 @@ def auth_header(image: ImageRef, environ: Mapping[str, str] | None = None) -> st
         }
     else:
         folder = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
-        config = docker.auth.load_config(config_path=os.path.join(folder, "config.json"), credstore_env=None)
-        credentials = config.resolve_authconfig(registry)
+        path = os.path.join(folder, "config.json")
+        if not os.path.isfile(path):
+            return None
+        try:
+            config = docker.auth.load_config(config_path=path, credstore_env=None)
+            credentials = config.resolve_authconfig(registry)
+        except Exception as exc:  # a credential helper that is missing or fails
+            raise RegistryAuthError(
+                f"cannot read your docker login for {registry} from {path}: {exc}",
+                hint=f"Check its credsStore / credHelpers entry, or log in again with `{image.login_command()}`.",
+            ) from None
     if not credentials:
         return None
     header: bytes = docker.auth.encode_header(dict(credentials))

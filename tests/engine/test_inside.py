@@ -232,6 +232,25 @@ def test_logs_and_follow(project: Workspace, testbed: dict[str, str]) -> None:
         assert follower.wait(timeout=10) == 130
 
 
+def free_id(start: int = 4321) -> int:
+    """A uid that is also a gid, with no entry in this machine's passwd or group (the name then
+    comes from $USER, as on a host whose users live in LDAP)."""
+    import grp
+    import pwd
+
+    for number in range(start, start + 10000):
+        try:
+            pwd.getpwuid(number)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(number)
+        except KeyError:
+            return number
+    raise AssertionError("no free uid")
+
+
 def test_user_host_owns_files_written_to_mounts(
     testbed: dict[str, str], system_python_install: Path, shared_tmp: Path
 ) -> None:
@@ -239,7 +258,7 @@ def test_user_host_owns_files_written_to_mounts(
 
     from tests.conftest import remove_project
 
-    uid = gid = 4321
+    uid = gid = free_id()
     docker_gid = os.stat("/var/run/docker.sock").st_gid
     project = Workspace(shared_tmp / f"u{uuid.uuid4().hex[:8]}", f"u{uuid.uuid4().hex[:10]}")
     project.dir.mkdir()
@@ -271,7 +290,7 @@ def test_user_host_owns_files_written_to_mounts(
             "python -c 'import getpass; print(getpass.getuser())'; echo trained > /workspace/model.txt",
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout.decode().split() == ["4321", "4321", "ada", "/home/ada", "/home/ada", "ada"]
+        assert result.stdout.decode().split() == [str(uid), str(gid), "ada", "/home/ada", "/home/ada", "ada"]
         written = project.dir / "model.txt"
         assert written.read_text() == "trained\n"
         assert (written.stat().st_uid, written.stat().st_gid) == (uid, gid)

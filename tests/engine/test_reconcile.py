@@ -106,12 +106,14 @@ def test_failed_create_leaves_the_old_container_running(project: Workspace, test
     project.write(ngc(testbed))
     project.ok("up")
     old = one(project)["Id"]
-    project.write(ngc(testbed, "    ports: ['99999:80']\n".replace("99999", "70000")))  # rejected at load
-    assert project.ngcws("up").returncode == 2
-    project.write(ngc(testbed, "    working_dir: /workspace\n", image=f"{testbed['NGCWS_TB_REGISTRY']}/nope/missing:1"))
+    # The loader accepts it; the engine refuses it at create: the recreate's create really fails.
+    project.write(ngc(testbed, "    mounts: [{type: tmpfs, target: /}]\n"))
     result = project.ngcws("up")
-    assert result.returncode == 1 and b"not found" in result.stderr
-    assert one(project)["Id"] == old and one(project)["State"] == "running"
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "recreate" in err, err
+    assert "the engine refused to create container" in err and "destination can't be '/'" in err, err
+    assert "Traceback" not in err
+    assert [(c["Id"], c["State"]) for c in project.containers()] == [(old, "running")]  # no half-made new one
 
 
 def _push_as(source: str, target: str) -> None:

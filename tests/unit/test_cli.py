@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from ngcws import __version__
@@ -131,6 +132,16 @@ def test_registry_auth_header_from_ngc_api_key_and_docker_config(tmp_path: Path)
     (home / ".docker").mkdir(parents=True)
     (home / ".docker" / "config.json").write_text(json.dumps({"auths": {"localhost:5000": {"auth": token}}}))
     assert _decoded(auth_header(local, {"HOME": str(home)}))["username"] == "ada"  # ~/.docker of that HOME
+    assert auth_header(local, {"HOME": str(tmp_path / "nobody")}) is None  # no config: anonymous
+
+
+def test_a_failing_credential_helper_is_a_registry_error(tmp_path: Path) -> None:
+    from ngcws.errors import RegistryAuthError
+
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "ngcws-test-no-such-helper"}))
+    with pytest.raises(RegistryAuthError, match="cannot read your docker login for localhost:5000") as caught:
+        auth_header(image_ref("localhost:5000/x"), {"DOCKER_CONFIG": str(tmp_path)})
+    assert caught.value.hint and "docker login localhost:5000" in caught.value.hint
 
 
 def test_doctor_without_an_engine_fails_with_the_fix(tmp_path: Path) -> None:

@@ -16,33 +16,16 @@ DIR = "/home/ada/lab"
 IMAGE = "nvcr.io/nvidia/pytorch:23.08-py3"
 
 
-class FakeWorkspace:
-    """Duck-typed stand-in for the pydantic Workspace (the planner only reads these fields)."""
+def workspace(**overrides: Any) -> Any:
+    """The real pydantic Workspace (never a stand-in that a new field could be missing from)."""
+    from ngcws.model import Workspace
 
-    def __init__(self, **overrides: Any) -> None:
-        self.image = IMAGE
-        self.command = None
-        self.gpus: Any = "all"
-        self.capabilities = None
-        self.gpu_request = "auto"
-        self.shm_size: int | None = 1024**3
-        self.ipc = None
-        self.ulimits: dict[str, Any] = {}
-        self.mounts: list[Any] = []
-        self.env: dict[str, str] = {}
-        self.working_dir = "/workspace"
-        self.user = None
-        self.ports: list[Any] = []
-        self.restart = "no"
-        self.init = True
-        self.labels: dict[str, str] = {}
-        self.pull = "missing"
-        self.ignore_changes: list[str] = []
-        self.__dict__.update(overrides)
+    data = {"image": IMAGE, "shm_size": 1024**3, "working_dir": "/workspace", **overrides}
+    return Workspace.model_validate(data, context={"project_dir": DIR, "variables": {}})
 
 
 def want(name: str = "train", **overrides: Any) -> DesiredContainer:
-    return desired_container(name, FakeWorkspace(**overrides), Identity("lab", DIR, f"{DIR}/ngcws.yaml"), None)
+    return desired_container(name, workspace(**overrides), Identity("lab", DIR, f"{DIR}/ngcws.yaml"), None)
 
 
 def container(

@@ -207,3 +207,52 @@ def test_auto_becomes_the_runtime_on_engines_before_api_1_40() -> None:
     assert effective_gpu_request({}, "1.39") == "runtime"
     assert effective_gpu_request({}, "1.40") == "device-requests"
     assert effective_gpu_request({"gpu_request": "cdi"}, "1.39") == "cdi"
+
+
+#: For every field of the real model: a value that changes what reaches the engine...
+CHANGED = {
+    "image": "nvcr.io/nvidia/pytorch:24.01-py3",
+    "gpus": 2,
+    "gpu_request": "runtime",
+    "capabilities": ["utility"],
+    "shm_size": "2g",
+    "ipc": "shareable",
+    "ulimits": {"memlock": -1},
+    "mounts": ["cache:/cache"],
+    "env": {"A": "1"},
+    "env_file": "vars.env",
+    "working_dir": "/elsewhere",
+    "user": "1000:1000",
+    "command": ["python", "train.py"],
+    "ports": ["8888:8888"],
+    "restart": "always",
+    "init": False,
+    "labels": {"team": "vision"},
+}
+#: ...or why it does not belong in the spec hash.
+NOT_HASHED = {
+    "pull": "when to pull, not what runs: a changed policy must not recreate",
+    "ignore_changes": "what the lost-work guard may throw away, read from the file at each up",
+}
+
+
+def test_every_model_field_reaches_the_spec_hash(tmp_path: Path) -> None:
+    """Derived from the model: a field added to Workspace and forgotten in the essence fails here."""
+    from ngcws.model import Workspace
+
+    assert set(Workspace.model_fields) == CHANGED.keys() | NOT_HASHED.keys(), (
+        "add the new field to CHANGED or NOT_HASHED"
+    )
+    (tmp_path / "vars.env").write_text("FROM_FILE=1\n")
+    identity = Identity("lab", str(tmp_path), str(tmp_path / "ngcws.yaml"))
+    context = {"project_dir": str(tmp_path), "variables": {}}
+
+    def spec_hash(**fields: object) -> str:
+        model = Workspace.model_validate({"image": "nvcr.io/nvidia/pytorch:23.08-py3", **fields}, context=context)
+        return desired_container("train", model, identity, INVOKER).spec_hash
+
+    base = spec_hash()
+    for field, value in CHANGED.items():
+        assert spec_hash(**{field: value}) != base, f"{field}: {value!r} does not change the spec hash"
+    assert spec_hash(pull="always") == spec_hash(pull="never") == base
+    assert spec_hash(ignore_changes=["/root/.cache"]) == base
