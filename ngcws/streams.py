@@ -55,11 +55,12 @@ class Demux:
 
 
 def in_foreground(fd: int) -> bool:
-    """Whether this process may read terminal ``fd`` now (its process group is the terminal's)."""
+    """Whether this process may read terminal ``fd`` now: it is the terminal's foreground process
+    group, or the terminal is not its controlling one (no job control: reading cannot stop it)."""
     try:
         return os.tcgetpgrp(fd) == os.getpgrp()
     except OSError:
-        return False
+        return True
 
 
 def _forward_stdin(sock: socket.socket, fd: int, half_close: bool) -> None:
