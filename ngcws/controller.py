@@ -103,8 +103,18 @@ class Controller:
         for image in {d.image for d in desired}:
             found = self.engine.inspect_image(image)
             images[image] = str(found["Id"]) if found else None
-        containers = tuple(ObservedContainer.from_list_entry(e) for e in entries)
+        containers = tuple(self._true_state(ObservedContainer.from_list_entry(e)) for e in entries)
         return Observed(containers, images, self._moved_from(containers))
+
+    def _true_state(self, container: ObservedContainer) -> ObservedContainer:
+        """The list keeps saying ``removing`` for a container whose removal failed (it is dead):
+        ask the container itself, or ``up`` would wait for a removal that never ends."""
+        if container.state != "removing":
+            return container
+        found = self.engine.inspect_container(container.id)
+        if found is None:
+            return replace(container, state="removing")  # gone meanwhile: waiting returns at once
+        return replace(container, state=str((found.get("State") or {}).get("Status") or container.state))
 
     def _moved_from(self, containers: tuple[ObservedContainer, ...]) -> frozenset[str]:
         """Other folders of this project's containers whose ngcws.yaml is gone (moved or renamed here?)."""

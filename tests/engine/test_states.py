@@ -4,7 +4,13 @@ one-off containers, moved project folders, `run` without a command."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from ngcws.engine import Engine
 from tests.conftest import Workspace, memlock_is_allowed
@@ -89,3 +95,47 @@ def test_a_moved_project_folder_is_explained_and_taken_over(
     assert "nothing to do" in new.ok("plan")
     new.ok("down")
     assert new.containers() == []
+
+
+def make_dead(container_id: str) -> Path:
+    """A real dead container: its removal fails on an immutable file in its writable layer (as a
+    busy or broken storage driver makes it fail). Returns the file, to be made mutable again."""
+    engine = Engine()
+    found = engine.inspect_container(container_id)
+    assert found is not None
+    upper = Path(found["GraphDriver"]["Data"]["UpperDir"])
+    stuck = upper / "stuck"
+    stuck.write_text("x")
+    subprocess.run(["chattr", "+i", str(stuck)], check=True)
+    response = engine.transport.request("DELETE", f"/containers/{container_id}", params={"force": True})
+    assert response.status == 500, response.status
+    response.read()
+    state = engine.inspect_container(container_id)
+    assert state is not None and state["State"]["Status"] == "dead"
+    return stuck
+
+
+@pytest.fixture
+def can_make_dead(testbed: dict[str, str]) -> None:
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("making a container dead needs root and chattr on the engine's machine")
+
+
+@pytest.mark.parametrize("command", ["up", "start"])
+def test_a_dead_workspace_is_recreated_not_started(
+    project: Workspace, testbed: dict[str, str], can_make_dead: None, command: str
+) -> None:
+    project.write(ngc(testbed, image=testbed["NGCWS_TB_TINY"]))
+    project.ok("up")
+    dead = one(project)["Id"]
+    stuck = make_dead(dead)
+    try:
+        assert one(project)["State"] in ("dead", "removing")  # 20.10's list still says removing
+        assert "is dead (it cannot be started)" in project.ok("plan")
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)  # its removal can succeed now
+        result = project.ngcws(command)
+        assert result.returncode == 0 and b"recreate" in result.stderr, result.stderr
+        assert one(project)["Id"] != dead and one(project)["State"] == "running"
+        assert Engine().inspect_container(dead) is None
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=False, capture_output=True)
