@@ -310,7 +310,9 @@ class Controller:
                     current.state,
                     want.image,
                     (current.essence or {}).get("gpus", "?"),
-                    f"start failed: {short_error(error)}" if error else current.status,
+                    f"{'removal' if current.state == 'dead' else 'start'} failed: {short_error(error)}"
+                    if error
+                    else current.status,
                     reason or "up to date",
                     health=current.health,
                     error=error,
@@ -341,7 +343,7 @@ class Controller:
                     )
 
     def _start_error(self, container: ObservedContainer) -> str:
-        """Why the engine could not start ``container`` the last time, or "" (the list does not say)."""
+        """Why the engine could not start (or, dead, remove) ``container`` the last time, or ""."""
         if container.state not in ("created", "exited", "dead"):
             return ""
         found = self.engine.inspect_container(container.id) or {}
@@ -464,8 +466,9 @@ class Controller:
             if current.state == "removing":
                 self.engine.wait_removed(current.id)
                 return
-            self.engine.stop(current.id)
-            _step()
+            if current.state != "dead":
+                self.engine.stop(current.id)
+                _step()
             self.engine.remove(current.id, force=True, volumes=volumes)
             _step()
 

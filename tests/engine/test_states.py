@@ -132,6 +132,8 @@ def test_a_dead_workspace_is_recreated_not_started(
     try:
         assert one(project)["State"] in ("dead", "removing")  # 20.10's list still says removing
         assert "is dead (it cannot be started)" in project.ok("plan")
+        row = json.loads(project.ok("ps", "--format", "json"))[0]
+        assert row["state"] == "dead" and row["status"].startswith("removal failed: "), row
         subprocess.run(["chattr", "-i", str(stuck)], check=True)  # its removal can succeed now
         result = project.ngcws(command)
         assert result.returncode == 0 and b"recreate" in result.stderr, result.stderr
