@@ -170,15 +170,7 @@ def test_exec_in_the_background_of_a_terminal_is_never_stopped(up: Workspace) ->
         preexec_fn=_take_terminal,
     ) as shell:
         os.close(slave)
-        output = b""
-        while select.select([master], [], [], 60)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_terminal(master, 60)
         shell.wait(timeout=30)
     os.close(master)
     assert b"status=3" in output, output  # a stopped job would report 128+SIGTTIN (149)

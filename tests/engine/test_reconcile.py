@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from ngcws.engine import Engine
-from tests.conftest import NGCWS, Workspace, memlock_is_allowed
+from tests.conftest import NGCWS, Workspace, memlock_is_allowed, read_terminal
 
 
 def one(project: Workspace) -> dict[str, Any]:
@@ -381,37 +382,37 @@ def test_gpu_requests_reach_the_engine_simulated_host(
     assert environ.get("NVIDIA_DRIVER_CAPABILITIES") == caps
 
 
+@contextlib.contextmanager
+def unpulled_image(project: Workspace, testbed: dict[str, str], name: str, sizes: tuple[int, int]) -> Iterator[str]:
+    """An image in the registry with two fresh layers of ``sizes`` random bytes, not on the engine."""
+    image = f"{testbed['NGCWS_TB_REGISTRY']}/{project.name}/{name}:1"
+    engine = Engine()
+    _build_layered(testbed["NGCWS_TB_TINY"], image, sizes)
+    _push_as(image, image)
+    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+    try:
+        yield image
+    finally:
+        engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+
+
 @pytest.fixture
 def unpulled(project: Workspace, testbed: dict[str, str]) -> Iterator[str]:
     """An image in the registry whose layers (200 MB of random bytes) are not on the engine."""
-    image = f"{testbed['NGCWS_TB_REGISTRY']}/{project.name}/big:1"
-    engine = Engine()
-    _build_layered(testbed["NGCWS_TB_TINY"], image, (100_000_000, 100_000_000))
-    _push_as(image, image)
-    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
-    yield image
-    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+    with unpulled_image(project, testbed, "big", (100_000_000, 100_000_000)) as image:
+        yield image
 
 
 def test_pull_shows_layer_bars_on_a_terminal(project: Workspace, testbed: dict[str, str], unpulled: str) -> None:
     import os
     import pty
     import re
-    import select
 
     project.write(ngc(testbed, image=unpulled))
     master, slave = pty.openpty()
     with subprocess.Popen([*NGCWS, "pull"], cwd=project.dir, stdin=slave, stdout=slave, stderr=slave) as proc:
         os.close(slave)
-        output = b""
-        while select.select([master], [], [], 60)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_terminal(master, 60)
         assert proc.wait(timeout=60) == 0
     os.close(master)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ngcws.engine import Engine
 from tests.conftest import NGCWS, Workspace
-from tests.engine.test_reconcile import _build_layered, _push_as, ngc
+from tests.engine.test_reconcile import ngc, unpulled_image
 
 
 class CuttingProxy:
@@ -74,13 +73,8 @@ class CuttingProxy:
 @pytest.fixture
 def layered_image(project: Workspace, testbed: dict[str, str]) -> Iterator[str]:
     """An image in the registry with two fresh layers, not on the engine."""
-    image = f"{testbed['NGCWS_TB_REGISTRY']}/{project.name}/cut:1"
-    engine = Engine()
-    _build_layered(testbed["NGCWS_TB_TINY"], image, (4_000_000, 4_000_000))
-    _push_as(image, image)
-    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
-    yield image
-    engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+    with unpulled_image(project, testbed, "cut", (4_000_000, 4_000_000)) as image:
+        yield image
 
 
 def engine_socket() -> str:
