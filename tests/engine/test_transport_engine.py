@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ngcws.engine import Engine
+from ngcws.engine.transport import Transport
+from ngcws.errors import EngineConnectionLost
 from tests.conftest import NGCWS, Workspace
 from tests.engine.test_reconcile import ngc, unpulled_image
+from tests.private_engine import PrivateEngine
 
 
 class CuttingProxy:
@@ -126,3 +130,27 @@ def test_an_inspect_cut_short_is_an_error_not_a_partial_answer(
     err = result.stderr.decode()
     assert result.returncode == 1 and "dropped during GET /containers/json" in err and "Traceback" not in err
     assert result.stdout == b""
+
+
+def test_an_engine_that_dies_mid_stream_is_a_lost_connection(
+    project: Workspace, testbed: dict[str, str], private_engine: PrivateEngine
+) -> None:
+    """`logs -f` (a stream that waits indefinitely, like the event stream) while the engine is killed."""
+    env = {**os.environ, "DOCKER_HOST": private_engine.host}
+    project.write(
+        f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n"
+        "    command: [sh, -c, 'echo started; sleep 1000']\n"
+    )
+    project.ok("up", env={"DOCKER_HOST": private_engine.host})
+    with subprocess.Popen(
+        [*NGCWS, "logs", "-f"], cwd=project.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as follower:
+        assert follower.stdout is not None and follower.stdout.readline() == b"started\n"
+        events = Engine(Transport(private_engine.host)).transport.request("GET", "/events", timeout=None)
+        private_engine.kill()
+        _, err = follower.communicate(timeout=60)
+    assert follower.returncode == 1, err
+    assert b"error: the connection to the Docker engine dropped during GET /containers/" in err
+    assert b"Traceback" not in err
+    with pytest.raises(EngineConnectionLost):
+        list(events.lines())
