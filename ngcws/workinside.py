@@ -88,10 +88,12 @@ def find_running(engine: Engine, state: DesiredState, workspace: str) -> dict[st
     found = find_container(engine, state, workspace)
     if (found.get("State") or {}).get("Paused"):
         raise NotRunning(f"workspace {workspace!r} is paused", hint=f"Resume it with `ngcws start {workspace}`.")
-    if not (found.get("State") or {}).get("Running"):
-        state = (found.get("State") or {}).get("Status", "stopped")
+    observed = found.get("State") or {}
+    if not observed.get("Running"):
+        status = observed.get("Status", "stopped")
+        failed = f"; its last start failed: {observed['Error']}" if observed.get("Error") else ""
         raise NotRunning(
-            f"workspace {workspace!r} is not running ({state})",
+            f"workspace {workspace!r} is not running ({status}){failed}",
             hint=f"Start it with `ngcws up {workspace}` (or pass --up).",
         )
     return found

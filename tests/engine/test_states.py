@@ -63,6 +63,8 @@ def test_ps_says_that_the_last_start_failed_and_why(project: Workspace, testbed:
     assert "error setting rlimit type 8: operation not permitted" in row["error"]
     table = project.ok("ps")
     assert "start failed: " in table and "rlimit" in table
+    refused = project.ngcws("exec", "true")
+    assert refused.returncode == 1 and b"is not running (created); its last start failed: " in refused.stderr
     assert "start      train: " in project.ok("plan")  # up tries again (and explains it again)
 
 
