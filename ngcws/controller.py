@@ -61,6 +61,17 @@ class Status:
     error: str = ""  # the engine's message when the container's last start failed
 
 
+def _gone(path: str) -> bool:
+    """Whether ``path`` certainly no longer exists (a folder we may not read is not "gone")."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def short_error(message: str) -> str:
     """The runtime's own reason at the end of a chain of wrappers.
 
@@ -121,7 +132,7 @@ class Controller:
         folders = set()
         for container in containers:
             folder, config = container.labels.get(L.PROJECT_DIR), container.labels.get(L.CONFIG_FILE)
-            if folder and config and folder != self.identity.directory and not os.path.exists(config):
+            if folder and config and folder != self.identity.directory and _gone(config):
                 folders.add(folder)
         return frozenset(folders)
 
