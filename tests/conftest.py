@@ -283,19 +283,3 @@ def memlock_is_allowed(testbed: dict[str, str]) -> bool:
         return False
     finally:
         engine.remove(container, force=True)
-
-
-def read_terminal(master: int, quiet: float = 30) -> bytes:
-    """Everything a pty's other side writes, until it closes or stays quiet for ``quiet`` seconds."""
-    import select
-
-    output = b""
-    while select.select([master], [], [], quiet)[0]:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: every writer has closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    return output

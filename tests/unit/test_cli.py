@@ -172,4 +172,4 @@ def test_run_without_any_command_is_a_usage_error_not_a_hang(tmp_path: Path) -> 
     )
     (tmp_path / "ngcws.yaml").write_text(with_command)
     result = subprocess.run([*NGCWS, "run"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert "needs a command" not in result.stderr and "cannot reach the Docker engine" in result.stderr
+    assert "needs a command" not in result.stderr and "Docker engine" in result.stderr  # it went on, to the engine
