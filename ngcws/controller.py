@@ -409,8 +409,16 @@ class Controller:
         return replace(container, labels={**container.labels, L.IGNORE_CHANGES: json.dumps(list(want.ignore_changes))})
 
     def _holds(self, plan: Plan) -> list[Hold]:
-        """What holds back the recreates and removals of ``plan`` (guard.py)."""
-        doomed = [a.container for a in plan.actions if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container]
+        """What holds back the recreates and removals of ``plan`` (guard.py).
+
+        A dead container is one whose removal the engine already began (and could not finish):
+        its layer was given up then, and the engine can no longer read it, so it holds nothing.
+        """
+        doomed = [
+            a.container
+            for a in plan.actions
+            if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container and a.container.state != "dead"
+        ]
         if not doomed:
             return []
         from ngcws.guard import holds

@@ -361,7 +361,7 @@ _REGISTRY_REFUSAL = re.compile(
 def pull_error(image: ImageRef, status: int, message: str) -> EngineError:
     """A failed pull, named after the registry the image really comes from."""
     lowered = message.lower()
-    where = f"{image.registry} (Docker Hub)" if image.on_docker_hub else image.registry
+    where = f"{image.registry}, Docker Hub" if image.on_docker_hub else image.registry
     if _REGISTRY_REFUSAL.search(message):
         hint = f"Log in first: `{image.login_command()}`"
         if image.registry == "nvcr.io":
@@ -369,13 +369,13 @@ def pull_error(image: ImageRef, status: int, message: str) -> EngineError:
         if "pull access denied" in lowered:
             hint = f"Check the repository name, or log in if it is private: `{image.login_command()}`"
         return RegistryAuthError(
-            f"the registry {where} refused to let us pull {image}: {message}", hint=hint, status=status
+            f"the registry refused to let us pull {image} ({where}): {message}", hint=hint, status=status
         )
     if status == 404 or "not found" in lowered or "manifest unknown" in lowered:
         return ImageNotFound(
             f"image {image} was not found on {where}: {message}", hint="Check the repository and tag.", status=404
         )
-    return EngineError(f"pulling {image} from {where} failed: {message}", hint=_pull_hint(lowered), status=status)
+    return EngineError(f"pulling {image} failed ({where}): {message}", hint=_pull_hint(lowered), status=status)
 
 
 def _pull_hint(message: str) -> str | None:

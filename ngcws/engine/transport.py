@@ -83,9 +83,10 @@ class Response:
     that should be JSON and is not. With no timeout a stream waits as long as the engine does.
     """
 
-    def __init__(self, sock: socket.socket, what: str = "a request") -> None:
+    def __init__(self, sock: socket.socket, what: str = "a request", method: str = "GET") -> None:
         self._sock = sock
         self.what = what
+        self._method = method
         self._reader = _Reader(sock, what)
         try:
             self._read_head()
@@ -123,8 +124,8 @@ class Response:
             if not length.isdigit():
                 raise EngineProtocolError(f"the Docker engine sent an invalid Content-Length {length!r} to {self.what}")
             self._remaining = int(length)
-        if self.status in (101, 204, 304) or 100 <= self.status < 200:
-            self._chunked, self._remaining = False, 0
+        if self._method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
+            self._chunked, self._remaining = False, 0  # no body, whatever the headers say
 
     def chunks(self) -> Iterator[bytes]:
         """The body as it arrives; raises if it ends before the framing says it is complete."""
@@ -282,7 +283,7 @@ class Transport:
             all_headers["Content-Type"] = "application/json"
         wait = self.timeout if timeout == "default" else timeout
         sock = self._send(method, url, payload, all_headers, wait)  # type: ignore[arg-type]
-        return Response(sock, f"{method} {path}")
+        return Response(sock, f"{method} {path}", method)
 
     def hijack(
         self, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
@@ -292,7 +293,7 @@ class Transport:
         payload = json.dumps(body if body is not None else {}).encode()
         headers = {"Content-Type": "application/json", "Connection": "Upgrade", "Upgrade": "tcp"}
         sock = self._send("POST", url, payload, headers, None)
-        response = Response(sock, f"POST {path}")
+        response = Response(sock, f"POST {path}", "POST")
         if response.status not in (101, 200):
             raise HijackError(response.status, response.error_message())
         return sock, response.take_stream()

@@ -52,13 +52,13 @@ def test_bad_references(bad: object) -> None:
             "nvidia/cuda:12.2.0-base",
             "pull access denied for nvidia/cuda, repository does not exist or may require 'docker login'",
             RegistryAuthError,
-            "the registry docker.io (Docker Hub) refused",
+            "refused to let us pull nvidia/cuda:12.2.0-base (docker.io, Docker Hub)",
         ),
         (
             "nvcr.io/nvidia/pytorch:23.08-py3",
             "unauthorized: authentication required",
             RegistryAuthError,
-            "registry nvcr.io refused",
+            "refused to let us pull nvcr.io/nvidia/pytorch:23.08-py3 (nvcr.io)",
         ),
         (
             "localhost:5001/x:1",
@@ -76,7 +76,7 @@ def test_bad_references(bad: object) -> None:
             "nvcr.io/nvidia/pytorch:23.08-py3",
             "failed to register layer: open /var/lib/docker/overlay2/x/diff: permission denied",
             EngineError,
-            "pulling nvcr.io/nvidia/pytorch:23.08-py3 from nvcr.io failed",
+            "pulling nvcr.io/nvidia/pytorch:23.08-py3 failed (nvcr.io)",
         ),
     ],
 )
@@ -84,5 +84,5 @@ def test_pull_errors_name_the_real_registry(image: str, message: str, error: typ
     found = pull_error(image_ref(image), 500, message)
     assert type(found) is error and words in found.message
     if error is RegistryAuthError:
-        login = "docker login" if "docker.io" in words else f"docker login {image.split('/')[0]}"
+        login = "docker login" if "docker.io" in words else f"docker login {image.split('/')[0]} "
         assert found.hint and login in found.hint and "docker login nvidia" not in found.hint

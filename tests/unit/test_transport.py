@@ -107,6 +107,13 @@ def test_well_formed_bodies_are_read_exactly(server: Misbehaving) -> None:
     engine(server).start("abc")  # no body, no wait for one
 
 
+def test_a_head_answer_has_no_body_whatever_its_length(server: Misbehaving) -> None:
+    """HEAD (stat of a path in a container) announces the length of the body a GET would get."""
+    stat = "eyJuYW1lIjoieCJ9"  # base64 of {"name":"x"}
+    server.answer(head(f"X-Docker-Container-Path-Stat: {stat}", "Content-Length: 1000"), 2.0)
+    assert engine(server, timeout=0.5).stat_path("abc", "/x") == {"name": "x"}
+
+
 # --- every misbehaviour is an engine error ---------------------------------------------------------
 
 
