@@ -57,7 +57,14 @@ def networks(testbed: dict[str, str]) -> Iterator[list[str]]:
     for name in names:
         subprocess.run(["docker", "network", "create", "--label", label, name], check=True, capture_output=True)
     yield sorted(names)
-    for name in names:
+    for name in names:  # the project's container is still attached here (its fixture ends later)
+        found = subprocess.run(
+            ["docker", "network", "inspect", "--format", "{{range $id, $c := .Containers}}{{$id}} {{end}}", name],
+            capture_output=True,
+            text=True,
+        )
+        for container in found.stdout.split():
+            subprocess.run(["docker", "network", "disconnect", "-f", name, container], capture_output=True)
         subprocess.run(["docker", "network", "rm", name], capture_output=True)
 
 
