@@ -163,7 +163,9 @@ class _RawTerminal:
         import tty
 
         self.saved: Any = _terminal_call(termios.tcgetattr, 0)
-        _terminal_call(tty.setraw, 0)
+        # TCSANOW, as the docker CLI: what the user typed ahead of the session reaches the
+        # container instead of being flushed (setraw's default, TCSAFLUSH, discards it).
+        _terminal_call(tty.setraw, 0, termios.TCSANOW)
 
     def __exit__(self, *exc: object) -> None:
         import termios
