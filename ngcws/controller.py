@@ -308,9 +308,14 @@ class Controller:
             repository = f"ngcws-snapshot/{container.name.lower()}"
             tag = tag or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         state = digest(measure(self.engine, container))
-        labels = {key: "" for key in container.labels if key.startswith("ngcws.")}  # never adopted
+        # The image's own config, never the workspace's: no env ngcws set (secrets, NVIDIA_*), no
+        # ngcws labels (a container made from it is never taken for ngcws's own).
+        base = self.engine.inspect_image(container.image_id) if container.image_id else None
+        config = dict((base or {}).get("Config") or {})
+        labels = {k: "" if k.startswith("ngcws.") else v for k, v in (config.get("Labels") or {}).items()}
+        labels.update({key: "" for key in container.labels if key.startswith("ngcws.")})
         labels.update({L.SNAPSHOT_OF: container.id, L.SNAPSHOT_DIGEST: state})
-        self.engine.commit(container.id, repository, tag, f"ngcws snapshot of {container.name}", labels)
+        self.engine.commit(container.id, repository, tag, f"ngcws snapshot of {container.name}", config, labels)
         return f"{repository}:{tag}"
 
     def _with_desired_ignores(self, container: ObservedContainer) -> ObservedContainer:

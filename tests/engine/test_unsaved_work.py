@@ -182,3 +182,28 @@ def test_on_a_terminal_up_asks(project: Workspace, testbed: dict[str, str]) -> N
     status, output = _ask([*NGCWS, "up"], project.dir, b"y\n")
     assert status == 0, output
     assert one(project)["Id"] != before
+
+
+def test_snapshot_keeps_the_image_config_not_the_workspace_env(
+    project: Workspace, testbed: dict[str, str], snapshots: None
+) -> None:
+    """Only the filesystem changes go into a snapshot: no secret, no env ngcws injected (gpus: none's
+    NVIDIA_VISIBLE_DEVICES=void), no working_dir; the base image's Env/Cmd/Entrypoint/WorkingDir/User."""
+    project.write(yaml(testbed, "    env: {HF_TOKEN: hf_planted_secret, WANDB_MODE: offline}\n"))
+    project.ok("up")
+    inside(project, "echo weights > /root/ckpt.pt")
+    assert "hf_planted_secret" in project.ok("exec", "env")
+    reference = project.ok("snapshot", "--tag", "cfg").strip().split(": ", 1)[1]
+    engine = Engine()
+    image, base = engine.inspect_image(reference), engine.inspect_image(testbed["NGCWS_TB_NGC"])
+    assert image is not None and base is not None
+    assert "hf_planted_secret" not in str(image)
+    for key in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User"):
+        assert image["Config"][key] == base["Config"][key], key
+    assert not any(e.startswith(("HF_TOKEN=", "WANDB_MODE=")) for e in image["Config"]["Env"] or [])
+    assert "NVIDIA_VISIBLE_DEVICES=void" not in (image["Config"]["Env"] or [])
+    assert image["Config"]["Labels"][L.PROJECT] == "" and image["Config"]["Labels"][L.SNAPSHOT_OF] == one(project)["Id"]
+    # The work is in it, and nothing of the commit's intermediate image is left behind.
+    made = subprocess.run(["docker", "run", "--rm", reference, "cat", "/root/ckpt.pt"], capture_output=True)
+    assert made.stdout.endswith(b"\nweights\n"), made.stderr
+    assert engine.list_images({L.PROJECT: project.name}) == []  # the untagged commit is gone
