@@ -89,7 +89,8 @@ class Controller:
         plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
         every = self.desired(self.every)
         notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory, every)]
-        held = [] if options.force_recreate else self._holds(plan)
+        forced = self._forced(names or [], plan, options)
+        held = [h for h in self._holds(plan) if h.workspace not in forced]
         holds = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
         return Plan(plan.actions, (*plan.warnings, *notes, *self.risks(desired), *holds))
 
@@ -113,7 +114,8 @@ class Controller:
     # --- commands -----------------------------------------------------------------------------
 
     def up(self, names: list[str] | None, options: UpOptions, preflight: bool = True) -> Plan:
-        desired = self.desired(self.state.select(names))
+        names, orphans = self._orphans_named(names, options)
+        desired = [] if orphans and not names else self.desired(self.state.select(names))
         every = self.every
         self._check_networks(desired)
         with self._locked():
@@ -138,11 +140,15 @@ class Controller:
                 for want in making:
                     for note in gpu_notes(self.facts, want, self.identity.directory, self.desired(self.every)):
                         self.reporter.warning(note)
-            if not options.force_recreate:
-                self._guard(plan, "ngcws up --force-recreate", "recreate")
+            forced = self._forced([*(names or []), *orphans], plan, options)
+            held = self._guard(plan, "recreate", forced)
             for action in plan.actions:
-                if action.kind is not Kind.PULL:
+                if action.kind is not Kind.PULL and action.workspace not in held:
                     self._apply(action)
+            if held:
+                orphans_held = held.keys() - set(self.every)
+                retry = "ngcws up" + (" --remove-orphans" if orphans_held else "") + " --force-recreate"
+                raise HeldBack(list(held.values()), force=f"{retry} {' '.join(sorted(held))}", applied=True)
         return plan
 
     def down(self, remove_orphans: bool, volumes: bool, force: bool = False) -> Plan:
@@ -151,10 +157,12 @@ class Controller:
             plan = plan_down(observed, self.identity.directory, remove_orphans, self.every)
             for warning in plan.warnings:
                 self.reporter.warning(warning)
-            if not force:
-                self._guard(plan, "ngcws down --force", "remove")
+            held = {} if force else self._guard(plan, "remove", set())
             for action in plan.actions:
-                self._apply(action, volumes=volumes)
+                if action.workspace not in held:
+                    self._apply(action, volumes=volumes)
+            if held:
+                raise HeldBack(list(held.values()), force="ngcws down --force", applied=True)
             if volumes:
                 for volume in self.engine.list_volumes(
                     L.project_filter(self.identity.project, self.identity.directory)
@@ -336,10 +344,41 @@ class Controller:
 
         return holds(self.engine, [self._with_desired_ignores(c) for c in doomed])
 
-    def _guard(self, plan: Plan, force: str, verb: str) -> None:
-        found = self._holds(plan)
+    def _forced(self, names: list[str], plan: Plan, options: UpOptions) -> set[str]:
+        """The workspaces whose unsaved work ``--force-recreate`` may destroy: those named on the
+        command line, or (none named) those recreated anyway because the file or the image changed.
+        A workspace recreated only because of ``--force-recreate`` (or an orphan not named) is still
+        guarded: following a hint never destroys work it did not name."""
+        if not options.force_recreate:
+            return set()
+        if names:
+            return set(names)
+        recreates = [(a.desired, a.container) for a in plan.actions if a.kind is Kind.RECREATE]
+        observed = self.observe([want for want, _ in recreates if want])
+        plain = replace(options, force_recreate=False)
+        return {
+            want.workspace
+            for want, current in recreates
+            if want and current and recreate_reason(want, current, observed, plain)
+        }
+
+    def _orphans_named(self, names: list[str] | None, options: UpOptions) -> tuple[list[str] | None, list[str]]:
+        """Split ``up``'s names into the file's workspaces and, with ``--remove-orphans``, orphans of
+        this folder's project (so that a held orphan can be named, as its hint does)."""
+        unknown = [n for n in names or [] if n not in self.state.containers]
+        if not unknown or not options.remove_orphans:
+            return names, []
+        orphans = {c.workspace for c in owned(self.observe([]), self.identity.directory)} - set(self.every)
+        if any(n not in orphans for n in unknown):
+            self.state.select(names)  # raises: no such workspace
+        return [n for n in names or [] if n not in unknown] or None, unknown
+
+    def _guard(self, plan: Plan, verb: str, forced: set[str]) -> dict[str, Hold]:
+        """The held workspaces (none: go ahead with everything); asks first on a terminal."""
+        found = [h for h in self._holds(plan) if h.workspace not in forced]
         if found and not self.reporter.confirm(found, f"{verb} anyway and lose this work?"):
-            raise HeldBack(found, force=force)
+            return {h.workspace: h for h in found}
+        return {}
 
     # --- applying -----------------------------------------------------------------------------
 
