@@ -80,7 +80,11 @@ class Controller:
         for image in {d.image for d in desired}:
             found = self.engine.inspect_image(image)
             images[image] = str(found["Id"]) if found else None
-        return Observed(tuple(ObservedContainer.from_list_entry(e) for e in entries), images)
+        containers = tuple(ObservedContainer.from_list_entry(e) for e in entries)
+        runtime = None  # the engine's default runtime, asked only when a runtime is named (equivalence)
+        if any("runtime" in d.essence for d in desired) or any("runtime" in (c.essence or {}) for c in containers):
+            runtime = str(self.engine.info().get("DefaultRuntime") or "") or None
+        return Observed(containers, images, runtime)
 
     def plan(self, names: list[str] | None, options: UpOptions) -> Plan:
         from ngcws.preflight import gpu_notes

@@ -72,3 +72,4 @@ class Observed:
 
     containers: tuple[ObservedContainer, ...] = ()
     images: dict[str, str | None] = field(default_factory=dict)  # reference → image id, None if absent
+    default_runtime: str | None = None  # the engine's, when a desired or recorded essence names a runtime

@@ -107,3 +107,21 @@ def test_ps_tells_a_healthy_workspace(project: Workspace, testbed: dict[str, str
         time.sleep(0.5)
     assert rows[0]["health"] == "unhealthy"
     assert "HEALTH" in project.ok("ps").splitlines()[0]
+
+
+def test_equivalent_spellings_keep_the_container(project: Workspace, testbed: dict[str, str]) -> None:
+    """`stop_signal: INT` is SIGINT; `runtime: runc` on an engine whose default is runc is no runtime."""
+    project.write(body(testbed, "    stop_signal: SIGINT\n"))
+    project.ok("up")
+    first = inspect(project)
+    assert first["Config"]["StopSignal"] == "SIGINT"
+    default = Engine().info()["DefaultRuntime"]
+    for extra in ("    stop_signal: INT\n", "    stop_signal: 2\n", f"    stop_signal: int\n    runtime: {default}\n"):
+        project.write(body(testbed, extra))
+        assert "nothing to do" in project.ok("plan"), extra
+        result = project.ngcws("up")
+        assert result.returncode == 0 and b"recreate" not in result.stderr, result.stderr
+    assert inspect(project)["Id"] == first["Id"]
+    # A real change still recreates.
+    project.write(body(testbed, "    stop_signal: SIGTERM\n"))
+    assert b"recreate   w: stop_signal SIGINT" in project.ngcws("up").stderr

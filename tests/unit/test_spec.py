@@ -207,3 +207,21 @@ def test_auto_becomes_the_runtime_on_engines_before_api_1_40() -> None:
     assert effective_gpu_request({}, "1.39") == "runtime"
     assert effective_gpu_request({}, "1.40") == "device-requests"
     assert effective_gpu_request({"gpu_request": "cdi"}, "1.39") == "cdi"
+
+
+@pytest.mark.parametrize(
+    ("field", "key", "sent"),
+    [
+        ("stop_grace_period: 0", ("Config", "StopTimeout"), 0),  # docker run --stop-timeout 0
+        ("stop_grace_period: 0s", ("Config", "StopTimeout"), 0),
+        ("mem_limit: 0", ("HostConfig", "Memory"), 0),
+        ("healthcheck: {test: 'true', retries: 0}", ("Config", "Healthcheck"), {"Test": ["CMD-SHELL", "true"], "Retries": 0}),
+        ("read_only: false", ("HostConfig", "ReadonlyRootfs"), None),  # the CLI's default: nothing sent
+        ("privileged: false", ("HostConfig", "Privileged"), None),
+        ("pids_limit: 0", ("HostConfig", "PidsLimit"), None),  # unlimited, as -1: the engine's default
+    ],
+)  # fmt: skip
+def test_zero_is_a_value_not_unset(tmp_path: Path, field: str, key: tuple[str, str], sent: object) -> None:
+    request = desired_from(tmp_path, f"    {field}\n").request
+    section = request if key[0] == "Config" else request["HostConfig"]
+    assert section.get(key[1]) == sent
