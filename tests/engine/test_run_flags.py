@@ -125,3 +125,18 @@ def test_equivalent_spellings_keep_the_container(project: Workspace, testbed: di
     # A real change still recreates.
     project.write(body(testbed, "    stop_signal: SIGTERM\n"))
     assert b"recreate   w: stop_signal SIGINT" in project.ngcws("up").stderr
+
+
+@pytest.mark.parametrize("field", ["cap_add: [ALL]", "privileged: true"])
+def test_capabilities_the_host_forbids_are_explained(project: Workspace, testbed: dict[str, str], field: str) -> None:
+    """On this test bed (dockerd in a container) runc may not apply every capability: `up` says why and
+    what to do, keeping the engine's own words, and leaves the container created, as `docker run` does."""
+    project.write(body(testbed, f"    {field}\n"))
+    result = project.ngcws("up")
+    if result.returncode == 0:
+        pytest.skip("this host grants every capability")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err
+    assert "unable to apply caps: operation not permitted" in err  # the original
+    assert "forbids the capabilities" in err and "cap_add: [SYS_PTRACE]" in err, err
+    assert inspect(project)["State"]["Status"] == "created"
