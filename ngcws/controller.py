@@ -94,7 +94,7 @@ class Controller:
         every = self.desired(self.every)
         notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory, every)]
         forced = self._forced(names or [], plan, options)
-        held = [h for h in self._holds(plan) if h.workspace not in forced]
+        held = self._holds(plan, forced)
         holds = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
         return Plan(plan.actions, (*plan.warnings, *notes, *self.risks(desired), *holds))
 
@@ -339,9 +339,13 @@ class Controller:
 
         return replace(container, labels={**container.labels, L.IGNORE_CHANGES: json.dumps(list(want.ignore_changes))})
 
-    def _holds(self, plan: Plan) -> list[Hold]:
-        """What holds back the recreates and removals of ``plan`` (guard.py)."""
-        doomed = [a.container for a in plan.actions if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container]
+    def _holds(self, plan: Plan, forced: frozenset[str] | set[str] = frozenset()) -> list[Hold]:
+        """What holds back the recreates and removals of ``plan`` (guard.py), ``forced`` workspaces aside."""
+        doomed = [
+            a.container
+            for a in plan.actions
+            if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container and a.workspace not in forced
+        ]
         if not doomed:
             return []
         from ngcws.guard import holds
@@ -379,7 +383,7 @@ class Controller:
 
     def _guard(self, plan: Plan, verb: str, forced: set[str]) -> dict[str, Hold]:
         """The held workspaces (none: go ahead with everything); asks first on a terminal."""
-        found = [h for h in self._holds(plan) if h.workspace not in forced]
+        found = self._holds(plan, forced)
         if found and not self.reporter.confirm(found, f"{verb} anyway and lose this work?"):
             return {h.workspace: h for h in found}
         return {}
