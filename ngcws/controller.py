@@ -115,7 +115,10 @@ class Controller:
             found = self.engine.inspect_image(image)
             images[image] = str(found["Id"]) if found else None
         containers = tuple(self._true_state(ObservedContainer.from_list_entry(e)) for e in entries)
-        return Observed(containers, images, self._moved_from(containers))
+        runtime = None  # the engine's default runtime, asked only when a runtime is named (equivalence)
+        if any("runtime" in d.essence for d in desired) or any("runtime" in (c.essence or {}) for c in containers):
+            runtime = str(self.engine.info().get("DefaultRuntime") or "") or None
+        return Observed(containers, images, self._moved_from(containers), runtime)
 
     def _true_state(self, container: ObservedContainer) -> ObservedContainer:
         """The list keeps saying ``removing`` for a container whose removal failed (it is dead):
@@ -143,7 +146,8 @@ class Controller:
         plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
         every = self.desired(self.every)
         notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory, every)]
-        held = [] if options.force_recreate else self._holds(plan)
+        forced = self._forced(names or [], plan, options)
+        held = self._holds(plan, forced)
         holds = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
         return Plan(plan.actions, (*plan.warnings, *notes, *self.risks(desired), *holds))
 
@@ -167,7 +171,8 @@ class Controller:
     # --- commands -----------------------------------------------------------------------------
 
     def up(self, names: list[str] | None, options: UpOptions, preflight: bool = True) -> Plan:
-        desired = self.desired(self.state.select(names))
+        names, orphans = self._orphans_named(names, options)
+        desired = [] if orphans and not names else self.desired(self.state.select(names))
         every = self.every
         self._check_networks(desired)
         with self._locked():
@@ -192,11 +197,15 @@ class Controller:
                 for want in making:
                     for note in gpu_notes(self.facts, want, self.identity.directory, self.desired(self.every)):
                         self.reporter.warning(note)
-            if not options.force_recreate:
-                self._guard(plan, "ngcws up --force-recreate", "recreate")
+            forced = self._forced([*(names or []), *orphans], plan, options)
+            held = self._guard(plan, "recreate", forced)
             for action in plan.actions:
-                if action.kind is not Kind.PULL:
+                if action.kind is not Kind.PULL and action.workspace not in held:
                     self._apply(action)
+            if held:
+                orphans_held = held.keys() - set(self.every)
+                retry = "ngcws up" + (" --remove-orphans" if orphans_held else "") + " --force-recreate"
+                raise HeldBack(list(held.values()), force=f"{retry} {' '.join(sorted(held))}", applied=True)
         return plan
 
     def down(self, remove_orphans: bool, volumes: bool, force: bool = False, take_over: bool = False) -> Plan:
@@ -205,10 +214,12 @@ class Controller:
             plan = plan_down(observed, self.identity.directory, remove_orphans, self.every, take_over)
             for warning in plan.warnings:
                 self.reporter.warning(warning)
-            if not force:
-                self._guard(plan, "ngcws down --force", "remove")
+            held = {} if force else self._guard(plan, "remove", set())
             for action in plan.actions:
-                self._apply(action, volumes=volumes)
+                if action.workspace not in held:
+                    self._apply(action, volumes=volumes)
+            if held:
+                raise HeldBack(list(held.values()), force="ngcws down --force", applied=True)
             if volumes:
                 for volume in self.engine.list_volumes(
                     L.project_filter(self.identity.project, self.identity.directory)
@@ -394,9 +405,14 @@ class Controller:
             repository = f"ngcws-snapshot/{container.name.lower()}"
             tag = tag or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         state = digest(measure(self.engine, container))
-        labels = {key: "" for key in container.labels if key.startswith("ngcws.")}  # never adopted
+        # The image's own config, never the workspace's: no env ngcws set (secrets, NVIDIA_*), no
+        # ngcws labels (a container made from it is never taken for ngcws's own).
+        base = self.engine.inspect_image(container.image_id) if container.image_id else None
+        config = dict((base or {}).get("Config") or {})
+        labels = {k: "" if k.startswith("ngcws.") else v for k, v in (config.get("Labels") or {}).items()}
+        labels.update({key: "" for key in container.labels if key.startswith("ngcws.")})
         labels.update({L.SNAPSHOT_OF: container.id, L.SNAPSHOT_DIGEST: state})
-        self.engine.commit(container.id, repository, tag, f"ngcws snapshot of {container.name}", labels)
+        self.engine.commit(container.id, repository, tag, f"ngcws snapshot of {container.name}", config, labels)
         return f"{repository}:{tag}"
 
     def _with_desired_ignores(self, container: ObservedContainer) -> ObservedContainer:
@@ -408,8 +424,8 @@ class Controller:
 
         return replace(container, labels={**container.labels, L.IGNORE_CHANGES: json.dumps(list(want.ignore_changes))})
 
-    def _holds(self, plan: Plan) -> list[Hold]:
-        """What holds back the recreates and removals of ``plan`` (guard.py).
+    def _holds(self, plan: Plan, forced: frozenset[str] | set[str] = frozenset()) -> list[Hold]:
+        """What holds back the recreates and removals of ``plan`` (guard.py), ``forced`` workspaces aside.
 
         A dead container is one whose removal the engine already began (and could not finish):
         its layer was given up then, and the engine can no longer read it, so it holds nothing.
@@ -417,7 +433,10 @@ class Controller:
         doomed = [
             a.container
             for a in plan.actions
-            if a.kind in (Kind.RECREATE, Kind.REMOVE) and a.container and a.container.state != "dead"
+            if a.kind in (Kind.RECREATE, Kind.REMOVE)
+            and a.container
+            and a.container.state != "dead"
+            and a.workspace not in forced
         ]
         if not doomed:
             return []
@@ -425,10 +444,41 @@ class Controller:
 
         return holds(self.engine, [self._with_desired_ignores(c) for c in doomed])
 
-    def _guard(self, plan: Plan, force: str, verb: str) -> None:
-        found = self._holds(plan)
+    def _forced(self, names: list[str], plan: Plan, options: UpOptions) -> set[str]:
+        """The workspaces whose unsaved work ``--force-recreate`` may destroy: those named on the
+        command line, or (none named) those recreated anyway because the file or the image changed.
+        A workspace recreated only because of ``--force-recreate`` (or an orphan not named) is still
+        guarded: following a hint never destroys work it did not name."""
+        if not options.force_recreate:
+            return set()
+        if names:
+            return set(names)
+        recreates = [(a.desired, a.container) for a in plan.actions if a.kind is Kind.RECREATE]
+        observed = self.observe([want for want, _ in recreates if want])
+        plain = replace(options, force_recreate=False)
+        return {
+            want.workspace
+            for want, current in recreates
+            if want and current and recreate_reason(want, current, observed, plain)
+        }
+
+    def _orphans_named(self, names: list[str] | None, options: UpOptions) -> tuple[list[str] | None, list[str]]:
+        """Split ``up``'s names into the file's workspaces and, with ``--remove-orphans``, orphans of
+        this folder's project (so that a held orphan can be named, as its hint does)."""
+        unknown = [n for n in names or [] if n not in self.state.containers]
+        if not unknown or not options.remove_orphans:
+            return names, []
+        orphans = {c.workspace for c in owned(self.observe([]), self.identity.directory)} - set(self.every)
+        if any(n not in orphans for n in unknown):
+            self.state.select(names)  # raises: no such workspace
+        return [n for n in names or [] if n not in unknown] or None, unknown
+
+    def _guard(self, plan: Plan, verb: str, forced: set[str]) -> dict[str, Hold]:
+        """The held workspaces (none: go ahead with everything); asks first on a terminal."""
+        found = self._holds(plan, forced)
         if found and not self.reporter.confirm(found, f"{verb} anyway and lose this work?"):
-            raise HeldBack(found, force=force)
+            return {h.workspace: h for h in found}
+        return {}
 
     # --- applying -----------------------------------------------------------------------------
 

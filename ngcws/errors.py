@@ -80,15 +80,16 @@ class NotRunning(NgcwsError):
 class HeldBack(NgcwsError):
     """The guard (:mod:`ngcws.guard`) holds back a recreate or removal; ``holds`` says why."""
 
-    def __init__(self, holds: Sequence[Any], *, force: str) -> None:
+    def __init__(self, holds: Sequence[Any], *, force: str, applied: bool = False) -> None:
         lines = []
         for hold in holds:
             lines.append(f"{hold.workspace}: {hold.reason}")
             lines.append(f"  {hold.remedy}")
         names = ", ".join(sorted({hold.workspace for hold in holds}))
+        done = f"{names}: nothing was changed; everything else was done" if applied else "Nothing was changed"
         super().__init__(
             f"held back: {names} would lose work\n" + "\n".join(lines),
-            hint=f"Nothing was changed. To go ahead and lose it: `{force}`.",
+            hint=f"{done}. To go ahead and lose it: `{force}`.",
         )
         self.holds = tuple(holds)
 

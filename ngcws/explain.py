@@ -15,6 +15,14 @@ MEMLOCK_FIX = (
     "`LimitMEMLOCK=infinity`, as on a normal GPU server); this host does not allow it: lower or remove the "
     "memlock ulimit here"
 )
+CAPS_FIX = (
+    "this host forbids the capabilities asked for (`privileged: true` and `cap_add: [ALL]` ask for every one): "
+    "dockerd runs inside a container (Docker in Docker, a CI runner, a dev container) or on a restricted host "
+    "(rootless Docker, user namespaces, a locked-down cluster node) and does not hold them itself. Ask only for "
+    "the capabilities the work needs (e.g. `cap_add: [SYS_PTRACE]` for debuggers, `IPC_LOCK` for RDMA) and drop "
+    "`privileged`, or run on a host whose dockerd has full root. The container was created but not started; the "
+    "next `ngcws up` after the fix recreates it, `ngcws down` removes it"
+)
 RUNTIME_FIX = (
     "configure the nvidia runtime: `sudo nvidia-ctk runtime configure --runtime=docker`, then restart dockerd; "
     "or use `gpu_request: device-requests`"
@@ -28,6 +36,7 @@ _KEY_PHRASES = (
     r"Bind for \S+ failed: port is already allocated",
     r"no space left on device",
     r"[Uu]nknown runtime specified \S+",
+    r"unable to apply caps: operation not permitted",
 )
 
 
@@ -62,6 +71,8 @@ def explain_start_failure(message: str) -> str | None:
             "the disk holding Docker's data root (or the volume) is full: free space "
             "(`docker system df` shows what Docker keeps)"
         )
+    if "unable to apply caps" in lowered or ("capabilit" in lowered and "operation not permitted" in lowered):
+        return CAPS_FIX
     if "unknown runtime specified nvidia" in lowered or "unknown or invalid runtime name: nvidia" in lowered:
         return RUNTIME_FIX
     if "invoking the nvidia container runtime hook directly" in lowered:

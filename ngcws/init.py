@@ -32,7 +32,8 @@ workspaces:
     mounts:
       - .:/workspace            # this folder, as `-v $PWD:/workspace`
     working_dir: /workspace
-    # user: host                # run as your uid:gid so files written to mounts stay yours
+    # user: host                # NGC images run as root: files they write to . become root's; this runs
+    #                           # as your uid:gid instead (see docs/safety.md, "the default user")
     # env: {{WANDB_MODE: offline}}
     # ports: ["8888:8888"]
 """

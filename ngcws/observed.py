@@ -75,3 +75,4 @@ class Observed:
     #: Folders that containers of this project name were made in, which no longer hold their
     #: ngcws.yaml: the project was moved or renamed (or deleted) since.
     moved_from: frozenset[str] = frozenset()
+    default_runtime: str | None = None  # the engine's, when a desired or recorded essence names a runtime

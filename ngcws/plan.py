@@ -15,7 +15,7 @@ from ngcws import labels as L
 from ngcws.errors import ImageNotFound, OwnershipError
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.redact import is_digest
-from ngcws.spec import DesiredContainer
+from ngcws.spec import DesiredContainer, canonical_essence, hash_essence
 from ngcws.values import format_size
 
 
@@ -216,13 +216,24 @@ def recreate_reason(
         return "--force-recreate"
     if current.name != want.name:
         return f"{current.name} is a temporary name left by an interrupted recreate"
-    if current.spec_hash != want.spec_hash:
+    if current.spec_hash != want.spec_hash and not _equivalent(current, want, observed):
         changes = describe_changes(current.essence, want.essence)
         return "; ".join(changes) if changes else "created by another ngcws version"
     image_id = observed.images.get(want.image)
     if image_id and current.image_id and image_id != current.image_id:
         return f"{want.image} now resolves to {_short(image_id)} (container has {_short(current.image_id)})"
     return None
+
+
+def _equivalent(current: ObservedContainer, want: DesiredContainer, observed: Observed) -> bool:
+    """The container's recorded essence means what ``want`` says, only spelled otherwise
+    (``INT``/``SIGINT``, ``runtime: runc`` on an engine whose default is runc): no recreate. Only
+    for a container made under this :data:`~ngcws.spec.SPEC_VERSION`."""
+    old = current.essence
+    if old is None or hash_essence(old) != current.spec_hash:
+        return False
+    default = observed.default_runtime
+    return canonical_essence(old, default) == canonical_essence(want.essence, default)
 
 
 def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:

@@ -186,8 +186,29 @@ def _run_flag_essence(workspace: Any) -> dict[str, Any]:
         if name == "healthcheck" and value is not None:
             value = {k: v for k, v in value.model_dump().items() if v is not None and k != "disable"}
             value["test"] = value.get("test") or ["NONE"]
-        if value not in (None, False, [], {}):
+        if not _unset(value):
             out[name] = value
+    return out
+
+
+def _unset(value: Any) -> bool:
+    """None, false, [] and {} leave a field out, as the docker CLI sends nothing for them; 0 is a
+    value (``--stop-timeout 0``, ``--pids-limit 0``), never "unset" (``0 == False`` in Python)."""
+    return value is None or value is False or (isinstance(value, (list, dict)) and not value)
+
+
+def canonical_essence(essence: dict[str, Any], default_runtime: str | None) -> dict[str, Any]:
+    """``essence`` with equivalent spellings made one, to compare an existing container's recorded
+    essence with the desired one: a signal as ``SIGNAME`` (containers made before ngcws wrote it so),
+    and ``runtime:`` equal to the engine's default runtime as unset (the engine records the default
+    on a container created without one)."""
+    from ngcws.values import canonical_signal
+
+    out = dict(essence)
+    if isinstance(out.get("stop_signal"), str):
+        out["stop_signal"] = canonical_signal(out["stop_signal"])
+    if default_runtime and out.get("runtime") == default_runtime:
+        del out["runtime"]
     return out
 
 

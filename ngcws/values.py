@@ -445,14 +445,28 @@ _SIGNALS = (
 
 
 def parse_signal(value: Any) -> str:
-    """``SIGINT`` / ``INT`` / ``2`` / ``SIGRTMIN+3``, kept as written (the engine resolves it)."""
+    """``SIGINT`` / ``INT`` / ``sigint`` / ``2`` / ``SIGRTMIN+3``, as one canonical spelling (see
+    :func:`canonical_signal`), so that equivalent spellings never recreate a container."""
     text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     bare = text.upper().removeprefix("SIG")
     if text.isdigit() and 1 <= int(text) <= 64:
-        return text
+        return canonical_signal(text)
     if bare in _SIGNALS or re.fullmatch(r"RTM(IN|AX)([+-]\d+)?", bare):
-        return text
+        return canonical_signal(text)
     raise ValueError(f"{value!r} is not a signal name such as SIGINT or SIGTERM" + suggest(bare, _SIGNALS))
+
+
+def canonical_signal(text: str) -> str:
+    """``INT``, ``sigint``, ``2`` → ``SIGINT`` (Linux numbers; a real-time number stays a number)."""
+    import signal
+
+    if text.isdigit():
+        try:
+            name = signal.Signals(int(text)).name
+        except ValueError:
+            return text
+        return name if name.isupper() and name.startswith("SIG") and "RT" not in name else text
+    return "SIG" + text.strip().upper().removeprefix("SIG")
 
 
 def parse_healthcheck_test(value: Any) -> list[str]:

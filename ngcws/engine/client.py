@@ -110,11 +110,66 @@ class Engine:
             return None
         return value if isinstance(value, dict) else None
 
-    def commit(self, ref: str, repository: str, tag: str, comment: str, labels: Mapping[str, str]) -> str:
-        """Save the container's filesystem as a local image; return its id."""
-        params = {"container": ref, "repo": repository, "tag": tag, "comment": comment, "pause": True}
-        response = self.transport.request("POST", "/commit", params=params, body={"Labels": dict(labels)}, timeout=None)
-        return str(self._checked(response, f"commit container {ref}").json()["Id"])
+    def commit(
+        self, ref: str, repository: str, tag: str, comment: str, config: Mapping[str, Any], labels: Mapping[str, str]
+    ) -> str:
+        """Save the container's filesystem as a local image whose config is exactly ``config`` (with
+        ``labels``); return its id.
+
+        The engine's commit always merges the container's own config into the image (its env,
+        secrets included, is appended to any env given), so the container is committed untagged and
+        the image is then re-made from the same layers with ``config``: ``POST /images/load`` with
+        only a manifest and a config, whose layers the engine already has (it reads no layer).
+        """
+        params = {"container": ref, "comment": comment, "pause": True}
+        response = self.transport.request("POST", "/commit", params=params, body={}, timeout=None)
+        committed = str(self._checked(response, f"commit container {ref}").json()["Id"])
+        try:
+            made = self._load_config(
+                self.inspect_image(committed) or {}, {**config, "Labels": dict(labels)}, comment, f"{repository}:{tag}"
+            )
+        finally:
+            self.transport.request("DELETE", path("/images/{}", committed), params={"noprune": True}).read()
+        return made
+
+    def _load_config(
+        self, committed: Mapping[str, Any], config: Mapping[str, Any], comment: str, reference: str
+    ) -> str:
+        """Tag ``reference`` as an image with the layers of ``committed`` (inspected) and ``config``."""
+        import hashlib
+        import io
+        import tarfile
+
+        layers = (committed.get("RootFS") or {}).get("Layers") or []
+        image = {
+            "architecture": committed.get("Architecture", "amd64"),
+            "os": committed.get("Os", "linux"),
+            "created": committed.get("Created", ""),
+            "comment": comment,
+            "config": dict(config),
+            "rootfs": {"type": "layers", "diff_ids": list(layers)},
+        }
+        blob = json.dumps(image).encode()
+        name = hashlib.sha256(blob).hexdigest() + ".json"
+        manifest = [{"Config": name, "RepoTags": [reference], "Layers": [f"{i}/layer.tar" for i in range(len(layers))]}]
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for member, content in ((name, blob), ("manifest.json", json.dumps(manifest).encode())):
+                info = tarfile.TarInfo(member)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        response = self.transport.request(
+            "POST",
+            "/images/load",
+            params={"quiet": True},
+            data=archive.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+        )
+        for line in self._checked(response, f"save image {reference}").lines():
+            if line.get("error"):
+                raise EngineError(f"save image {reference}: {line['error']}")
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
 
     def list_images(self, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Local images, all or those carrying all of ``labels``."""

@@ -66,6 +66,16 @@ CASES: list[tuple[list[str], str]] = [
     (["--stop-timeout", "30"], "stop_grace_period: 30s"),
     (["--stop-timeout", "90"], "stop_grace_period: 1m30s"),
     (["--runtime", "runc"], "runtime: runc"),
+    # 0 and false are values, not "unset": each as the docker CLI sends it.
+    (["--stop-timeout", "0"], "stop_grace_period: 0"),
+    (["--stop-timeout", "0"], "stop_grace_period: 0s"),
+    (["--pids-limit", "0"], "pids_limit: 0"),
+    (["--memory", "0"], "mem_limit: 0"),
+    (["--read-only=false"], "read_only: false"),
+    (["--privileged=false"], "privileged: false"),
+    (["--health-cmd", "true", "--health-retries", "0", "--health-interval", "0s"],
+     "healthcheck: {test: 'true', retries: 0, interval: 0s}"),
+    (["--tmpfs", "/scratch:size=0"], 'tmpfs: ["/scratch:size=0"]'),
     (
         ["--health-cmd", "true", "--health-interval", "5s", "--health-timeout", "2s", "--health-retries", "3",
          "--health-start-period", "1s"],
@@ -114,7 +124,8 @@ def oracle(testbed: dict[str, str]) -> Iterator[dict[str, Any]]:
 
 #: Forms that spell the engine's default (unlimited, the default runtime, no entrypoint on this image):
 #: the field must then change nothing either.
-SAME_AS_UNSET = {"pids_limit: -1", "runtime: runc", 'entrypoint: ""'}
+SAME_AS_UNSET = {"pids_limit: -1", "runtime: runc", 'entrypoint: ""', "mem_limit: 0", "read_only: false"}
+SAME_AS_UNSET |= {"privileged: false", "pids_limit: 0"}
 
 #: Flags this test bed cannot start a container with (its containers lack the capabilities); creating
 #: it is the parity that matters, and `ngcws up` must then say why it could not start.

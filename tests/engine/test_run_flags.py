@@ -114,3 +114,36 @@ def test_ps_tells_a_healthy_workspace(project: Workspace, testbed: dict[str, str
         time.sleep(0.5)
     assert rows[0]["health"] == "unhealthy"
     assert "HEALTH" in project.ok("ps").splitlines()[0]
+
+
+def test_equivalent_spellings_keep_the_container(project: Workspace, testbed: dict[str, str]) -> None:
+    """`stop_signal: INT` is SIGINT; `runtime: runc` on an engine whose default is runc is no runtime."""
+    project.write(body(testbed, "    stop_signal: SIGINT\n"))
+    project.ok("up")
+    first = inspect(project)
+    assert first["Config"]["StopSignal"] == "SIGINT"
+    default = Engine().info()["DefaultRuntime"]
+    for extra in ("    stop_signal: INT\n", "    stop_signal: 2\n", f"    stop_signal: int\n    runtime: {default}\n"):
+        project.write(body(testbed, extra))
+        assert "nothing to do" in project.ok("plan"), extra
+        result = project.ngcws("up")
+        assert result.returncode == 0 and b"recreate" not in result.stderr, result.stderr
+    assert inspect(project)["Id"] == first["Id"]
+    # A real change still recreates.
+    project.write(body(testbed, "    stop_signal: SIGTERM\n"))
+    assert b"recreate   w: stop_signal SIGINT" in project.ngcws("up").stderr
+
+
+@pytest.mark.parametrize("field", ["cap_add: [ALL]", "privileged: true"])
+def test_capabilities_the_host_forbids_are_explained(project: Workspace, testbed: dict[str, str], field: str) -> None:
+    """On this test bed (dockerd in a container) runc may not apply every capability: `up` says why and
+    what to do, keeping the engine's own words, and leaves the container created, as `docker run` does."""
+    project.write(body(testbed, f"    {field}\n"))
+    result = project.ngcws("up")
+    if result.returncode == 0:
+        pytest.skip("this host grants every capability")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err
+    assert "unable to apply caps: operation not permitted" in err  # the original
+    assert "forbids the capabilities" in err and "cap_add: [SYS_PTRACE]" in err, err
+    assert inspect(project)["State"]["Status"] == "created"

@@ -182,3 +182,78 @@ def test_on_a_terminal_up_asks(project: Workspace, testbed: dict[str, str]) -> N
     status, output = _ask([*NGCWS, "up"], project.dir, b"y\n")
     assert status == 0, output
     assert one(project)["Id"] != before
+
+
+def test_snapshot_keeps_the_image_config_not_the_workspace_env(
+    project: Workspace, testbed: dict[str, str], snapshots: None
+) -> None:
+    """Only the filesystem changes go into a snapshot: no secret, no env ngcws injected (gpus: none's
+    NVIDIA_VISIBLE_DEVICES=void), no working_dir; the base image's Env/Cmd/Entrypoint/WorkingDir/User."""
+    project.write(yaml(testbed, "    env: {HF_TOKEN: hf_planted_secret, WANDB_MODE: offline}\n"))
+    project.ok("up")
+    inside(project, "echo weights > /root/ckpt.pt")
+    assert "hf_planted_secret" in project.ok("exec", "env")
+    reference = project.ok("snapshot", "--tag", "cfg").strip().split(": ", 1)[1]
+    engine = Engine()
+    image, base = engine.inspect_image(reference), engine.inspect_image(testbed["NGCWS_TB_NGC"])
+    assert image is not None and base is not None
+    assert "hf_planted_secret" not in str(image)
+    for key in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User"):
+        assert image["Config"][key] == base["Config"][key], key
+    assert not any(e.startswith(("HF_TOKEN=", "WANDB_MODE=")) for e in image["Config"]["Env"] or [])
+    assert "NVIDIA_VISIBLE_DEVICES=void" not in (image["Config"]["Env"] or [])
+    assert image["Config"]["Labels"][L.PROJECT] == "" and image["Config"]["Labels"][L.SNAPSHOT_OF] == one(project)["Id"]
+    # The work is in it, and nothing of the commit's intermediate image is left behind.
+    made = subprocess.run(["docker", "run", "--rm", reference, "cat", "/root/ckpt.pt"], capture_output=True)
+    assert made.stdout.endswith(b"\nweights\n"), made.stderr
+    assert engine.list_images({L.PROJECT: project.name}) == []  # the untagged commit is gone
+
+
+def three(testbed: dict[str, str], *, a_extra: str = "", with_b: bool = True) -> str:
+    body = "workspaces:\n"
+    for name in ("a", "b", "c") if with_b else ("a", "c"):
+        body += f"  {name}:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n    command: [sleep, '3600']\n"
+        body += a_extra if name == "a" else ""
+    return body
+
+
+def ids(project: Workspace) -> dict[str, str]:
+    return {str(c["Labels"][L.WORKSPACE]): str(c["Id"]) for c in project.containers()}  # type: ignore[index]
+
+
+def test_following_a_hold_hint_never_destroys_work_it_did_not_name(project: Workspace, testbed: dict[str, str]) -> None:
+    """a and b hold unsaved work; only a's entry changed; c is stopped. `up` holds back a alone,
+    still starts c, and its hint names a only; following it never touches b; --force-recreate
+    without names still guards b (recreated only because of the flag); an orphan's hint names it."""
+    project.write(three(testbed))
+    project.ok("up")
+    for name in ("a", "b"):
+        project.ok("exec", "-w", "/", "--workspace", name, "sh", "-c", "echo weights > /ckpt.pt")
+    project.ok("stop", "c")
+    before = ids(project)
+    project.write(three(testbed, a_extra="    shm_size: 128m\n"))
+    result = project.ngcws("up")
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "`ngcws up --force-recreate a`" in err and "\nb: " not in err, err
+    assert ids(project) == before
+    states = {str(c["Labels"][L.WORKSPACE]): c["State"] for c in project.containers()}  # type: ignore[index]
+    assert states["c"] == "running"  # what was safe was done
+    # Following the hint recreates a, and nothing else.
+    project.ok("up", "--force-recreate", "a")
+    after = ids(project)
+    assert after["a"] != before["a"] and after["b"] == before["b"] and after["c"] == before["c"]
+    # --force-recreate without names: c (no work) is recreated, b is still guarded and named.
+    result = project.ngcws("up", "--force-recreate")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "`ngcws up --force-recreate b`" in err, err
+    again = ids(project)
+    assert again["b"] == before["b"] and again["c"] != after["c"]
+    # An orphan with work: its hint names it, and following it removes it alone.
+    project.ok("exec", "-w", "/", "--workspace", "a", "sh", "-c", "echo more > /ckpt.pt")
+    project.write(three(testbed, a_extra="    shm_size: 128m\n", with_b=False))
+    result = project.ngcws("up", "--remove-orphans")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "`ngcws up --remove-orphans --force-recreate b`" in err, err
+    project.ok("up", "--remove-orphans", "--force-recreate", "b")
+    assert set(ids(project)) == {"a", "c"} and ids(project)["a"] == again["a"]

@@ -211,6 +211,11 @@ def test_engine_gpu_support(support: D.GpuSupport, mode: str, verdict: str, word
             "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported",
             "gpu_request",
         ),
+        (
+            "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container "
+            "process: unable to apply caps: operation not permitted: unknown",
+            "forbids the capabilities",
+        ),
         ("something else entirely", None),
     ],
 )

@@ -218,3 +218,34 @@ def test_describe_changes_labels_and_mounts() -> None:
     assert describe_changes(old, new) == ["labels.team unset → vision"]
     assert describe_changes(None, new) == []
     assert canonical_json(old) == canonical_json(want().essence)
+
+
+def _observed_plan(desired: DesiredContainer, current: ObservedContainer, default_runtime: str | None) -> Any:
+    observed = Observed((current,), {IMAGE: "sha256:aaa"}, default_runtime=default_runtime)
+    return plan_up([desired], [desired.workspace], observed, DIR, UpOptions())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "default_runtime", "kind"),
+    [
+        ({"stop_signal": "INT"}, {"stop_signal": "SIGINT"}, None, "up to date"),  # made by an older ngcws
+        ({"stop_signal": "SIGINT"}, {"stop_signal": "INT"}, None, "up to date"),
+        ({"stop_signal": "2"}, {"stop_signal": "SIGINT"}, None, "up to date"),
+        ({"stop_signal": "SIGINT"}, {"stop_signal": "SIGTERM"}, None, "recreate"),
+        ({}, {"runtime": "runc"}, "runc", "up to date"),  # the engine recorded its default
+        ({"runtime": "runc"}, {}, "runc", "up to date"),
+        ({}, {"runtime": "runc"}, "nvidia", "recreate"),  # runc is not this engine's default
+        ({}, {"runtime": "runc"}, None, "recreate"),
+    ],
+)
+def test_equivalent_spellings_never_recreate(
+    old: dict[str, Any], new: dict[str, Any], default_runtime: str | None, kind: str
+) -> None:
+    result = _observed_plan(want(**new), container(want(**old)), default_runtime)
+    assert result.kinds() == (kind,), result.actions[0].reason
+
+
+def test_equivalence_needs_a_container_of_this_spec_version() -> None:
+    current = container(want(stop_signal="INT"), **{L.SPEC_HASH: "made-by-another-version"})
+    result = _observed_plan(want(stop_signal="SIGINT"), current, None)
+    assert result.kinds() == ("recreate",)

@@ -283,3 +283,21 @@ def test_every_model_field_reaches_the_spec_hash(tmp_path: Path) -> None:
         assert spec_hash(**needs, **{field: value}) != spec_hash(**needs), f"{field}: {value!r} changes nothing"
     assert spec_hash(pull="always") == spec_hash(pull="never") == base
     assert spec_hash(ignore_changes=["/root/.cache"]) == base
+
+
+@pytest.mark.parametrize(
+    ("field", "key", "sent"),
+    [
+        ("stop_grace_period: 0", ("Config", "StopTimeout"), 0),  # docker run --stop-timeout 0
+        ("stop_grace_period: 0s", ("Config", "StopTimeout"), 0),
+        ("mem_limit: 0", ("HostConfig", "Memory"), 0),
+        ("healthcheck: {test: 'true', retries: 0}", ("Config", "Healthcheck"), {"Test": ["CMD-SHELL", "true"], "Retries": 0}),
+        ("read_only: false", ("HostConfig", "ReadonlyRootfs"), None),  # the CLI's default: nothing sent
+        ("privileged: false", ("HostConfig", "Privileged"), None),
+        ("pids_limit: 0", ("HostConfig", "PidsLimit"), None),  # unlimited, as -1: the engine's default
+    ],
+)  # fmt: skip
+def test_zero_is_a_value_not_unset(tmp_path: Path, field: str, key: tuple[str, str], sent: object) -> None:
+    request = desired_from(tmp_path, f"    {field}\n").request
+    section = request if key[0] == "Config" else request["HostConfig"]
+    assert section.get(key[1]) == sent

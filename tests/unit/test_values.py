@@ -96,3 +96,14 @@ def test_env_file() -> None:
     assert parse_env_file('# c\nexport A=1\nB="two words"\nC=x # note\n\n') == {"A": "1", "B": "two words", "C": "x"}
     with pytest.raises(ValueError, match="line 1"):
         parse_env_file("not an assignment\n")
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [("SIGINT", "SIGINT"), ("INT", "SIGINT"), ("sigint", "SIGINT"), (2, "SIGINT"), ("15", "SIGTERM"),
+     ("SIGRTMIN+3", "SIGRTMIN+3"), ("rtmin+3", "SIGRTMIN+3"), ("40", "40"), ("USR1", "SIGUSR1")],
+)  # fmt: skip
+def test_a_signal_has_one_spelling(written: object, canonical: str) -> None:
+    from ngcws.values import parse_signal
+
+    assert parse_signal(written) == canonical
