@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ngcws import __version__
-from ngcws.errors import UsageError
+from ngcws.errors import PreflightError, UsageError
 
 app = typer.Typer(
     name="ngcws",
@@ -274,6 +274,8 @@ def plan(
         raise UsageError(f"--format {format}: expected text or json")
     result = _controller(ctx).plan(workspaces, UpOptions(pull=pull, remove_orphans=remove_orphans))
     Console().plan(result, format)
+    if result.errors:  # `up` would refuse at preflight
+        raise typer.Exit(PreflightError.exit_code)
     if check and result.changes:
         raise typer.Exit(3)
 

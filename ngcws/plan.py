@@ -49,6 +49,7 @@ class Action:
 class Plan:
     actions: tuple[Action, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    errors: tuple[str, ...] = field(default=())  # what preflight would refuse (``ngcws plan``)
 
     @property
     def changes(self) -> tuple[Action, ...]:

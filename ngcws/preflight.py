@@ -290,6 +290,7 @@ def workspace_checks(
     checks.append(
         D.check_credentials(name, registry, login, bool(facts.environ.get("NGC_API_KEY")), inspect is not None)
     )
+    checks += _port_checks(facts, want, directory, siblings)
     notes = gpu_notes(facts, want, directory, siblings)
     sharing = D.check_gpu_sharing(name, notes[1 if gpuset.count_note(gpus) else 0 :])
     if sharing:
@@ -297,11 +298,46 @@ def workspace_checks(
     return checks
 
 
+def _port_checks(
+    facts: HostFacts, want: DesiredContainer, directory: str, siblings: Iterable[DesiredContainer]
+) -> list[D.Check]:
+    """Doctor's host-port check: the workspace's own running container holds its ports rightly."""
+    from ngcws.ports import port_checks, spelled
+
+    fixed = [spelled(p) for p in want.essence.get("ports") or [] if p["host_port"] is not None]
+    if not fixed:
+        return []
+    own = [
+        str(e["Id"])
+        for e in facts.running()
+        if (e.get("Labels") or {}).get(L.PROJECT_DIR) == directory
+        and (e.get("Labels") or {}).get(L.WORKSPACE) == want.workspace
+        and (e.get("Labels") or {}).get(L.ONEOFF) != "true"
+    ]
+    found = port_checks([want], list(siblings) or [want], facts.running(), {want.workspace: own})
+    return found or [D.Check("port", D.PASS, f"host ports free or its own: {', '.join(fixed)}", None, want.workspace)]
+
+
 # --- preflight ----------------------------------------------------------------------------------
 
 
-def preflight(facts: HostFacts, desired: Iterable[DesiredContainer]) -> list[D.Check]:
-    """The checks that would make creating or starting these containers fail; raises if any fails."""
+def preflight_checks(
+    facts: HostFacts,
+    desired: Iterable[DesiredContainer],
+    every: Iterable[DesiredContainer] | None = None,
+    replacing: Mapping[str, Iterable[str]] | None = None,
+    starting: Iterable[DesiredContainer] = (),
+) -> list[D.Check]:
+    """The checks that would make creating or starting these containers fail (``plan`` shows them).
+
+    With ``every`` (the file's workspaces), host ports too: published twice in the file, or held
+    by a running container other than those in ``replacing`` (per workspace, the containers the
+    change replaces), also for the existing containers of ``starting`` (which publish them again
+    when started). ``ngcws run`` publishes no ports and passes none.
+    """
+    from ngcws.ports import port_checks
+
+    desired = list(desired)
     checks: list[D.Check] = []
     api = facts.api_version()
     for want in desired:
@@ -327,6 +363,20 @@ def preflight(facts: HostFacts, desired: Iterable[DesiredContainer]) -> list[D.C
         )
         if memlock:
             checks.append(memlock)
+    if every is not None:
+        checks += port_checks([*desired, *starting], every, facts.running(), replacing or {})
+    return checks
+
+
+def preflight(
+    facts: HostFacts,
+    desired: Iterable[DesiredContainer],
+    every: Iterable[DesiredContainer] | None = None,
+    replacing: Mapping[str, Iterable[str]] | None = None,
+    starting: Iterable[DesiredContainer] = (),
+) -> list[D.Check]:
+    """:func:`preflight_checks`, raising :class:`PreflightError` if any fails (nothing is touched yet)."""
+    checks = preflight_checks(facts, desired, every, replacing, starting)
     bad = D.failed(checks)
     if bad:
         first = bad[0]

@@ -120,6 +120,7 @@ class Console:
                     {"action": a.kind.value, "workspace": a.workspace, "reason": a.reason} for a in plan.actions
                 ],
                 "warnings": list(plan.warnings),
+                "errors": list(plan.errors),
             }
             print(json.dumps(data, indent=2), file=self.out)
             return
@@ -127,7 +128,11 @@ class Console:
             print(f"{action.kind.value:<10} {action.workspace}: {action.reason}", file=self.out)
         for warning in plan.warnings:
             print(f"warning: {warning}", file=self.out)
-        if not plan.changes:
+        for error in plan.errors:
+            print(f"error: {error}", file=self.out)
+        if plan.errors:
+            print("`ngcws up` would refuse this (preflight); nothing would be changed", file=self.out)
+        elif not plan.changes:
             print("nothing to do", file=self.out)
 
     def table(self, rows: Sequence[Any], fmt: str) -> None:
