@@ -145,7 +145,7 @@ class Controller:
         desired = self.desired(self.state.select(names))
         plan = plan_up(desired, self.every, self.observe(desired), self.identity.directory, options)
         every = self.desired(self.every)
-        notes = [n for want in desired for n in gpu_notes(self.facts, want, self.identity.directory, every)]
+        notes = gpu_notes(self.facts, desired, self.identity.directory, every)
         forced = self._forced(names or [], plan, options)
         held = self._holds(plan, forced)
         holds = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
@@ -220,9 +220,8 @@ class Controller:
             if making:
                 from ngcws.preflight import gpu_notes
 
-                for want in making:
-                    for note in gpu_notes(self.facts, want, self.identity.directory, self.desired(self.every)):
-                        self.reporter.warning(note)
+                for note in gpu_notes(self.facts, making, self.identity.directory, self.desired(self.every)):
+                    self.reporter.warning(note)
             forced = self._forced([*(names or []), *orphans], plan, options)
             held = self._guard(plan, "recreate", forced)
             for action in plan.actions:

@@ -446,13 +446,11 @@ def check_credentials(workspace: str, registry: str, has_login: bool, ngc_api_ke
     return Check(name, WARN, f"{registry}: not logged in; only public images can be pulled", fix, workspace)
 
 
-def check_gpu_sharing(workspace: str, warnings: Sequence[str]) -> Check | None:
-    if not warnings:
-        return None
+def check_gpu_sharing(line: str) -> Check:
+    """One set of GPUs several containers hold (:func:`ngcws.gpuset.sharing`)."""
     return Check(
         "gpu-sharing",
         WARN,
-        "; ".join(warnings),
+        line,
         "Docker does no GPU scheduling: give each workspace its own GPUs (`gpus: [2, 3]`) if they must not share",
-        workspace,
     )

@@ -18,7 +18,6 @@ class Holder(NamedTuple):
 
     label: str  # e.g. "workspace 'train' of project 'lab' (lab-train)" or "container foo"
     gpus: Any
-    verb: str = "already holds"  # or "also asks for" (a workspace of the same file)
 
 
 def held(gpus: Any, index_of: Mapping[str, str] | None = None) -> frozenset[str] | str:
@@ -73,18 +72,39 @@ def count_note(gpus: Any) -> str | None:
     return None
 
 
-def conflicts(mine: str, gpus: Any, others: Iterable[Holder], index_of: Mapping[str, str] | None = None) -> list[str]:
-    """A warning for each other holder that shares GPUs with ``mine``."""
-    want = held(gpus, index_of)
-    out = []
-    for other in others:
-        both = shared(want, held(other.gpus, index_of))
-        if both:
-            what = "all GPUs" if both == ALL else describe(sorted(both))
-            out.append(
-                f"{mine} asks for {describe(gpus)}; {other.label} {other.verb} {describe(other.gpus)}: both use {what}"
-            )
-    return out
+def sharing(
+    parties: Sequence[Holder], concerning: Iterable[str] | None = None, index_of: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per set of GPUs that several parties hold, naming every holder of that set.
+
+    GPUs held by the same parties are one line (``GPUs 0, 1 are shared by ...``); GPUs that only
+    ``all``-holders share are "all GPUs" (or "all other GPUs" when some were named). Only lines with
+    a party whose label is in ``concerning`` (default: every line).
+    """
+    held_by = [(p, held(p.gpus, index_of)) for p in parties]
+    held_by = [(p, h) for p, h in held_by if h]
+    named = sorted(
+        {i for _, h in held_by if isinstance(h, frozenset) for i in h},
+        key=lambda i: (not i.isdigit(), int(i) if i.isdigit() else 0, i),
+    )
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for ident in named:
+        who = tuple(n for n, (_, h) in enumerate(held_by) if h == ALL or ident in h)
+        if len(who) > 1:
+            groups.setdefault(who, []).append(ident)
+    everyone = tuple(n for n, (_, h) in enumerate(held_by) if h == ALL)
+    wanted = None if concerning is None else set(concerning)
+    lines = []
+    for who, idents in [*groups.items(), *([(everyone, [])] if len(everyone) > 1 else [])]:
+        if wanted is not None and not any(held_by[n][0].label in wanted for n in who):
+            continue
+        if idents:
+            what = describe(idents) + (" is" if len(idents) == 1 else " are")
+        else:
+            what = "all other GPUs are" if named else "all GPUs are"
+        holders = ", ".join(f"{held_by[n][0].label} ({describe(held_by[n][0].gpus)})" for n in who)
+        lines.append(f"{what} shared by {len(who)}: {holders}")
+    return lines
 
 
 def gpus_of_container(host_config: Mapping[str, Any], env: Sequence[str]) -> Any:

@@ -132,8 +132,11 @@ class HostFacts:
         ulimits = [u for u in request["HostConfig"].get("Ulimits") or [] if u["Name"] == "memlock"]
         return self.probe(image, {"Ulimits": ulimits}) if ulimits else None
 
-    def gpu_holders(self, exclude_directory: str | None) -> list[gpuset.Holder]:
-        """Every running container on the engine that holds GPUs, except the project's own workspaces."""
+    def gpu_holders(self, exclude_directory: str | None, in_file: Iterable[str] = ()) -> list[gpuset.Holder]:
+        """Every running container on the engine that holds GPUs, except the containers of the
+        workspaces ``in_file`` of the project in ``exclude_directory`` (the file says what they
+        hold); its orphans (workspaces no longer in the file) are holders."""
+        in_file = set(in_file)
         holders = []
         for entry in self.running():
             labels = entry.get("Labels") or {}
@@ -142,6 +145,7 @@ class HostFacts:
                 exclude_directory is not None
                 and labels.get(L.PROJECT_DIR) == exclude_directory
                 and labels.get(L.ONEOFF) != "true"
+                and labels.get(L.WORKSPACE) in in_file
             ):
                 continue
             if L.SPEC in labels:
@@ -150,6 +154,12 @@ class HostFacts:
                 except ValueError:
                     gpus = None
                 label = f"workspace {labels.get(L.WORKSPACE)!r} of project {labels.get(L.PROJECT)!r} ({name})"
+                if exclude_directory is not None and labels.get(L.PROJECT_DIR) == exclude_directory:
+                    label = (
+                        f"run container {name} (workspace {labels.get(L.WORKSPACE)!r})"
+                        if labels.get(L.ONEOFF) == "true"
+                        else f"orphan container {name} (workspace {labels.get(L.WORKSPACE)!r}, no longer in the file)"
+                    )
             else:
                 inspect = self.engine.inspect_container(str(entry["Id"])) or {}
                 gpus = gpuset.gpus_of_container(
@@ -190,31 +200,30 @@ def _nvidia_env(request: Mapping[str, Any]) -> list[str]:
 
 
 def gpu_notes(
-    facts: HostFacts, desired: DesiredContainer, directory: str, siblings: Iterable[DesiredContainer] = ()
+    facts: HostFacts, wants: Iterable[DesiredContainer], directory: str, every: Iterable[DesiredContainer]
 ) -> list[str]:
-    """What a workspace's GPU request means here: a count's GPUs, and who else holds (or will hold) them.
-
-    ``siblings``: the project's other workspaces, compared by what the file asks of them.
+    """What the GPU requests of ``wants`` mean here: a count's GPUs, and one line per set of GPUs
+    they share with anyone: the file's other workspaces (by what the file asks of them), orphans of
+    this project, other projects' workspaces and any other container that holds GPUs.
     """
-    gpus = desired.essence["gpus"]
-    if gpus == "none":
+    wants = list(wants)
+    notes = [f"{w.workspace}: {note}" for w in wants if (note := gpuset.count_note(w.essence["gpus"]))]
+    return notes + gpu_sharing(facts, wants, directory, every)
+
+
+def gpu_sharing(
+    facts: HostFacts, wants: Iterable[DesiredContainer], directory: str, every: Iterable[DesiredContainer]
+) -> list[str]:
+    """One line per set of GPUs a workspace of ``wants`` shares (:func:`ngcws.gpuset.sharing`)."""
+    wants, every = list(wants), list(every)
+    if not any(w.essence["gpus"] != "none" for w in wants):
         return []
-    notes = []
-    count = gpuset.count_note(gpus)
-    if count:
-        notes.append(f"{desired.workspace}: {count}")
-    holders = facts.gpu_holders(directory) + [
-        gpuset.Holder(f"workspace {s.workspace!r} of this project", s.essence["gpus"], "also asks for")
-        for s in siblings
-        if s.workspace != desired.workspace
-    ]
+    parties = [gpuset.Holder(f"workspace {w.workspace!r}", w.essence["gpus"]) for w in every]
+    parties += facts.gpu_holders(directory, [w.workspace for w in every])
     # Only a UUID needs the host's GPU list (nvidia-smi) to be compared with an index.
-    uuids = any(
-        isinstance(g, list) and any(str(i).startswith("GPU-") for i in g) for g in [gpus, *(h.gpus for h in holders)]
-    )
+    uuids = any(isinstance(p.gpus, list) and any(str(i).startswith("GPU-") for i in p.gpus) for p in parties)
     index_of = facts.index_of() if uuids else None
-    notes += gpuset.conflicts(f"workspace {desired.workspace!r}", gpus, holders, index_of)
-    return notes
+    return gpuset.sharing(parties, [f"workspace {w.workspace!r}" for w in wants], index_of)
 
 
 # --- doctor -------------------------------------------------------------------------------------
@@ -247,8 +256,11 @@ def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]
         if want is None and desired and check.verdict == D.FAIL:  # no workspace asks for GPUs
             check = D.Check(check.name, D.WARN, check.summary, check.fix, detail=check.detail)
         checks.append(check)
+    directory = state.identity.directory if state else ""
     for want in desired:
-        checks += workspace_checks(facts, want, state.identity.directory if state else "", probe_image, desired)
+        checks += workspace_checks(facts, want, directory, probe_image, desired)
+    gpu_wants = [d for d in desired if d.essence["gpus"] != "none"]
+    checks += [D.check_gpu_sharing(line) for line in gpu_sharing(facts, gpu_wants, directory, desired)]
     return checks
 
 
@@ -291,10 +303,6 @@ def workspace_checks(
         D.check_credentials(name, registry, login, bool(facts.environ.get("NGC_API_KEY")), inspect is not None)
     )
     checks += _port_checks(facts, want, directory, siblings)
-    notes = gpu_notes(facts, want, directory, siblings)
-    sharing = D.check_gpu_sharing(name, notes[1 if gpuset.count_note(gpus) else 0 :])
-    if sharing:
-        checks.append(sharing)
     return checks
 
 

@@ -297,7 +297,9 @@ def test_sharing_gpus_with_other_containers_is_warned(
     )
     plan = second.ok("plan")
     assert "gpus: 2 means GPUs 0, 1" in plan
-    assert f"of project {first.name!r}" in plan and "already holds GPU 1: both use GPU 1" in plan, plan
+    [line] = lines(plan, "GPU 1 is shared by")  # the shared engine may hold other test runs' containers too
+    assert f"workspace 'train' of project {first.name!r} ({first.name}-train) (GPU 1)" in line, plan
+    assert "workspace 'train' (GPUs 0, 1)" in line, plan
     rival = f"rival-{cli_containers}"
     docker(
         "run",
@@ -315,16 +317,37 @@ def test_sharing_gpus_with_other_containers_is_warned(
     result = second.ngcws("up")
     assert result.returncode == 0
     err = result.stderr.decode()
-    assert f"container {rival} already holds GPU 0: both use GPU 0" in err, err
-    again = second.ok("plan")  # the shared engine may hold other test runs' containers too
-    assert f"{rival} already holds" in again and f"{first.name}-train) already holds" in again
-    assert f"({second.name}-train) already holds" not in again  # its own container is not a rival
+    [line] = lines(err, "GPU 0 is shared by")
+    assert f"container {rival} (GPU 0)" in line and "workspace 'train' (GPUs 0, 1)" in line, err
+    again = second.ok("plan")
+    assert f"container {rival} (GPU 0)" in again and f"({first.name}-train) (GPU 1)" in again
+    assert f"({second.name}-train)" not in again  # its own container is not a rival
     second.write(
         f"workspaces:\n  train:\n    image: {image}\n    gpus: 2\n    command: [sleep, infinity]\n"
         f"  notebook:\n    image: {image}\n    gpus: [0]\n    command: [sleep, infinity]\n"
     )
-    siblings = second.ok("plan")  # two workspaces of one file asking for the same GPU
-    assert "workspace 'notebook' asks for GPU 0; workspace 'train' of this project also asks for GPUs 0, 1" in siblings
+    siblings = second.ok("plan")  # two workspaces of one file asking for the same GPU: said once
+    [line] = lines(siblings, "GPU 0 is shared by")
+    assert "workspace 'notebook' (GPU 0)" in line and "workspace 'train' (GPUs 0, 1)" in line, siblings
+    assert f"container {rival} (GPU 0)" in line, siblings
+
+    # An orphan of this project (its workspace left the file) still holds its GPU.
+    second.write(
+        f"workspaces:\n  train:\n    image: {image}\n    gpus: 2\n    command: [sleep, infinity]\n"
+        f"  eval:\n    image: {image}\n    gpus: [3]\n    command: [sleep, infinity]\n"
+    )
+    orphaned = second.ok("plan")
+    [line] = lines(orphaned, "GPU 3 is shared by")
+    assert f"orphan container {second.name}-notebook (workspace 'notebook', no longer in the file) (GPU 3)" in line
+    assert "workspace 'eval' (GPU 3)" in line, orphaned
+    doctor = json.loads(second.ngcws("doctor", "--format", "json").stdout)
+    sharing = [c["summary"] for c in doctor["checks"] if c["name"] == "gpu-sharing"]
+    assert len([s for s in sharing if s.startswith("GPU 3 is shared by")]) == 1, sharing
+
+
+def lines(text: str, start: str) -> list[str]:
+    """The lines (warnings) of ``text`` that begin with ``start`` after a ``warning: `` prefix."""
+    return [line for line in text.splitlines() if line.removeprefix("warning: ").startswith(start)]
 
 
 # --- engine messages translated -------------------------------------------------------------------

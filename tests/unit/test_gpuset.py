@@ -38,11 +38,38 @@ def test_a_count_means_the_first_gpus() -> None:
         ("none", "all", False),
     ],
 )
-def test_conflicts(mine: Any, theirs: Any, shared: bool) -> None:
-    found = gpuset.conflicts("workspace 'a'", mine, [Holder("container other", theirs)], {UUID.lower(): "0"})
+def test_sharing_between_two(mine: Any, theirs: Any, shared: bool) -> None:
+    found = gpuset.sharing(
+        [Holder("workspace 'a'", mine), Holder("container other", theirs)], None, {UUID.lower(): "0"}
+    )
     assert bool(found) is shared
     if shared:
-        assert "container other already holds" in found[0]
+        [line] = found
+        assert line.endswith(f"workspace 'a' ({gpuset.describe(mine)}), container other ({gpuset.describe(theirs)})")
+
+
+def test_sharing_is_one_line_per_shared_gpu_set_naming_every_holder() -> None:
+    eight = [Holder(f"workspace 'w{n}'", "all") for n in range(8)]
+    [line] = gpuset.sharing(eight)  # not 8 * 7 / 2 pairs, nor each pair twice
+    assert line.startswith("all GPUs are shared by 8: workspace 'w0' (all GPUs), workspace 'w1'"), line
+    mixed = [
+        Holder("a", ["0", "1"]),
+        Holder("b", ["1", "2"]),
+        Holder("c", "all"),
+        Holder("d", "all"),
+        Holder("e", ["5"]),
+    ]
+    assert gpuset.sharing(mixed) == [
+        "GPU 0 is shared by 3: a (GPUs 0, 1), c (all GPUs), d (all GPUs)",
+        "GPU 1 is shared by 4: a (GPUs 0, 1), b (GPUs 1, 2), c (all GPUs), d (all GPUs)",
+        "GPU 2 is shared by 3: b (GPUs 1, 2), c (all GPUs), d (all GPUs)",
+        "GPU 5 is shared by 3: c (all GPUs), d (all GPUs), e (GPU 5)",
+        "all other GPUs are shared by 2: c (all GPUs), d (all GPUs)",
+    ]
+    same = [Holder("a", ["0", "1"]), Holder("b", 2), Holder("c", ["3"])]
+    assert gpuset.sharing(same) == ["GPUs 0, 1 are shared by 2: a (GPUs 0, 1), b (GPUs 0, 1)"]
+    assert gpuset.sharing(same, concerning=["c"]) == []  # only lines about the workspaces asked about
+    assert gpuset.sharing(same, concerning=["b"]) == gpuset.sharing(same)
 
 
 @pytest.mark.parametrize(
