@@ -47,14 +47,14 @@ _GPUS_SCHEMA = {
     "description": "all | none | a count | a list of GPU ids",
     "anyOf": [
         {"enum": ["all", "none"]},
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "minimum": 1},
         {"type": "array", "items": _GPU_ID, "minItems": 1},
         {"type": "string", "pattern": "^device=", "description": "docker's device=0,1 spelling"},
         {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "count": {"type": "integer", "minimum": 0},
+                "count": {"type": "integer", "minimum": 1},
                 "device_ids": {"type": "array", "items": _GPU_ID},
             },
         },
@@ -727,7 +727,40 @@ class Workspace(_Strict):
             raise ValueError(
                 "with gpu_request: runtime, gpus sets NVIDIA_VISIBLE_DEVICES: write gpus: [0, 1] instead of the env"
             )
+        self._gpus_agree_with_env()
         return self
+
+    def _gpus_agree_with_env(self) -> None:
+        """``gpus``/``capabilities`` and the NVIDIA_* env they set must not say different things:
+        the engine would get both (or ngcws would override the env), whichever the file meant."""
+        from ngcws.spec import visible_devices
+
+        gpus = "gpus: " + (values_text(self.gpus) if "gpus" in self.model_fields_set else "all (the default)")
+        if self.gpus == "none" and self.capabilities is not None:
+            raise FieldConflict(
+                f"capabilities: [{', '.join(self.capabilities)}] asks for GPU driver capabilities, but gpus: none"
+                " gives no GPU: drop capabilities, or say which GPUs (gpus: all)",
+                ("capabilities", "gpus"),
+            )
+        visible = self.env.get("NVIDIA_VISIBLE_DEVICES")
+        if visible is not None and visible.replace(" ", "") != visible_devices(self.gpus):
+            if self.gpus == "none":
+                said = "gpus: none, which sets NVIDIA_VISIBLE_DEVICES=void (NGC images see every GPU otherwise)"
+            else:
+                said = f"{gpus}, which asks the engine for {visible_devices(self.gpus)}"
+            raise FieldConflict(
+                f"env NVIDIA_VISIBLE_DEVICES={visible} contradicts {said}: say the GPUs once, in gpus:"
+                f" (gpus: {_gpus_for(visible)})",
+                ("env", "gpus"),
+            )
+        wanted = self.env.get("NVIDIA_DRIVER_CAPABILITIES")
+        caps = self.capabilities
+        if wanted is not None and caps is not None and sorted(wanted.replace(" ", "").split(",")) != sorted(caps):
+            raise FieldConflict(
+                f"env NVIDIA_DRIVER_CAPABILITIES={wanted} contradicts capabilities: [{', '.join(caps)}]:"
+                " say them once, in capabilities:",
+                ("env", "capabilities"),
+            )
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Workspace:
@@ -737,6 +770,21 @@ class Workspace(_Strict):
                 raise ValueError(f"two mounts target {mount.target!r}")
             seen.add(mount.target)
         return self
+
+
+def values_text(gpus: Any) -> str:
+    """A canonical ``gpus`` as the file would spell it: ``all``, ``2``, ``[0, 1]``."""
+    return f"[{', '.join(gpus)}]" if isinstance(gpus, list) else str(gpus)
+
+
+def _gpus_for(visible: str) -> str:
+    """The ``gpus`` value meaning an NVIDIA_VISIBLE_DEVICES value."""
+    text = visible.replace(" ", "")
+    if text in ("void", "none", ""):
+        return "none"
+    if text == "all":
+        return "all"
+    return f"[{', '.join(text.split(','))}]"
 
 
 class ProjectFile(_Strict):

@@ -45,10 +45,10 @@ def json_schema() -> dict[str, Any]:
             {"$ref": "#/$defs/Mount"},
         ]
     }
-    props["gpus"]["anyOf"][1]["minimum"] = 0
+    props["gpus"]["anyOf"][1]["minimum"] = 1  # gpus: 0 is refused (docker: Count 0; guide readers: GPU 0)
     props["gpus"]["anyOf"][2]["items"] = gpu_id
     props["gpus"]["anyOf"][2]["uniqueItems"] = True
-    props["gpus"]["anyOf"][3]["pattern"] = rf"^(?:device=)?{values.GPU_ID_PATTERN}(?:,{values.GPU_ID_PATTERN})*$"
+    props["gpus"]["anyOf"][3]["pattern"] = rf"^(?!0+$)(?:device=)?{values.GPU_ID_PATTERN}(?:,{values.GPU_ID_PATTERN})*$"
     props["gpus"]["anyOf"][3]["description"] = "a count, GPU ids separated by commas, or docker's device=0,1"
     long_gpus = props["gpus"]["anyOf"][4]
     long_gpus["properties"]["device_ids"]["items"] = gpu_id

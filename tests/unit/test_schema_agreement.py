@@ -27,7 +27,6 @@ VALID = {
     "gpus all": "    gpus: all\n",
     "gpus none": "    gpus: none\n",
     "gpus count": "    gpus: 2\n",
-    "gpus zero": "    gpus: 0\n",
     "gpus ids": "    gpus: [0, 1]\n",
     "gpus uuid": "    gpus: [GPU-3a23c669-1f2e-4b5c-8d9e-0a1b2c3d4e5f]\n",
     "gpus mig": "    gpus: [0:1, MIG-abc/1/2]\n",
@@ -74,6 +73,9 @@ INVALID = {
     "ipc typo": "    ipc: hots\n",
     "gpus typo": "    gpus: al\n",
     "gpus negative": "    gpus: -1\n",
+    "gpus zero": "    gpus: 0\n",  # docker's Count 0, which guide readers take for GPU 0
+    "gpus long zero": "    gpus: {count: 0}\n",
+    "gpus zero string": "    gpus: '0'\n",
     "gpus empty list": "    gpus: []\n",
     "gpus bool": "    gpus: true\n",
     "gpus bad id": "    gpus: [abc]\n",

@@ -31,7 +31,6 @@ def test_format_size_round_trips() -> None:
     [
         ("all", "all"),
         ("none", "none"),
-        (0, "none"),
         (2, 2),
         ("2", 2),
         ([0, 1], ["0", "1"]),
@@ -47,7 +46,8 @@ def test_gpus(value: object, expected: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["al", -1, [], [0, 0], ["GPU-fef8089b"], [0, "all"], True, {"count": 1, "device_ids": [0]}]
+    "bad",
+    ["al", -1, 0, "0", {"count": 0}, [], [0, 0], ["GPU-fef8089b"], [0, "all"], True, {"count": 1, "device_ids": [0]}],
 )
 def test_bad_gpus(bad: object) -> None:
     with pytest.raises(ValueError):
