@@ -16,7 +16,7 @@ from ngcws.errors import ImageNotFound, OwnershipError
 from ngcws.observed import Observed, ObservedContainer
 from ngcws.redact import is_digest
 from ngcws.spec import DesiredContainer, canonical_essence, hash_essence
-from ngcws.values import format_size
+from ngcws.values import format_size, port_text
 
 
 class Kind(str, Enum):
@@ -237,30 +237,90 @@ def _equivalent(current: ObservedContainer, want: DesiredContainer, observed: Ob
     return canonical_essence(old, default) == canonical_essence(want.essence, default)
 
 
+#: Dict fields whose changes are named by key (``env.WANDB_MODE unset → offline``).
+_KEYED = ("env", "labels", "ulimits", "sysctls", "tmpfs", "healthcheck")
+#: List fields that are sets: a change is what was added and removed (``mounts: + /data:/data``).
+_SETS = ("ports", "mounts", "devices", "cap_add", "cap_drop", "security_opt", "extra_hosts", "dns", "group_add",
+         "networks", "capabilities")  # fmt: skip
+
+
 def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
-    """Field-level differences, e.g. ``shm_size 1g → 16g``, ``env.WANDB_MODE unset → offline``."""
+    """Field-level differences, e.g. ``shm_size 1g → 16g``, ``env.WANDB_MODE unset → offline``,
+    ``ports: 18888:8888 → 18889:8888``, ``mounts: + /data:/data``: the least that changed, spelled
+    as in the file, never cut short."""
     if old is None:
         return []
     out = []
     for key in [*new, *(k for k in old if k not in new)]:
         before, after = old.get(key), new.get(key)
-        if before == after:
+        if _same(before, after):
             continue
-        if (
-            isinstance(before, dict)
-            and isinstance(after, dict)
-            and key in ("env", "labels", "ulimits", "sysctls", "tmpfs")
-        ):
+        if key in _KEYED and isinstance(before or {}, dict) and isinstance(after or {}, dict):
+            before, after = before or {}, after or {}
             for sub in sorted(before.keys() | after.keys()):
-                if before.get(sub) == after.get(sub):
+                if _same(before.get(sub), after.get(sub)):
                     continue
                 if is_digest(before.get(sub)) or is_digest(after.get(sub)):  # never a value, only that it changed
                     out.append(f"{key}.{sub} changed (secret)")
                 else:
                     out.append(f"{key}.{sub} {_show(key, before.get(sub))} → {_show(key, after.get(sub))}")
+        elif key in _SETS and isinstance(before or [], list) and isinstance(after or [], list):
+            out.append(f"{key}: {_set_change(key, before or [], after or [])}")
         else:
             out.append(f"{key} {_show(key, before)} → {_show(key, after)}")
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, whatever the order of a mapping's keys (labels of older versions may differ)."""
+    return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _set_change(key: str, before: list[Any], after: list[Any]) -> str:
+    """``18888:8888 → 18889:8888`` for an item changed in place (same container port, mount target,
+    device path), ``+ item`` / ``- item`` for the rest."""
+
+    def canon(item: Any) -> str:
+        return json.dumps(item, sort_keys=True)
+
+    gone = [i for i in before if canon(i) not in {canon(j) for j in after}]
+    came = [i for i in after if canon(i) not in {canon(j) for j in before}]
+    parts = []
+    for item in list(gone):
+        twin = next(
+            (j for j in came if _identity(key, j) is not None and _identity(key, j) == _identity(key, item)), None
+        )
+        if twin is not None:
+            parts.append(f"{_item(key, item)} → {_item(key, twin)}")
+            gone.remove(item)
+            came.remove(twin)
+    parts += [f"+ {_item(key, i)}" for i in came] + [f"- {_item(key, i)}" for i in gone]
+    return ", ".join(parts)
+
+
+def _identity(key: str, item: Any) -> Any:
+    """What makes two items of a list field the same entry changed (None: no such thing)."""
+    if not isinstance(item, dict):
+        return None
+    if key == "ports":
+        return (item.get("container_port"), item.get("protocol"))
+    return item.get("target")
+
+
+def _item(key: str, item: Any) -> str:
+    """One item of a list field as the file spells it."""
+    if not isinstance(item, dict):
+        return str(item)
+    if key == "ports":
+        return port_text(item)
+    if key == "mounts":
+        if item.get("type") == "tmpfs":
+            return f"{{type: tmpfs, target: {item['target']}}}"
+        return f"{item.get('source') or ''}:{item['target']}{':ro' if item.get('read_only') else ''}"
+    if key == "devices":
+        text = str(item["source"]) + (f":{item['target']}" if item.get("target") not in (None, item["source"]) else "")
+        return text + (f":{item['permissions']}" if item.get("permissions") not in (None, "rwm") else "")
+    return json.dumps(item, sort_keys=True)
 
 
 def _show(key: str, value: Any) -> str:
@@ -270,15 +330,12 @@ def _show(key: str, value: Any) -> str:
         return '""'
     if key == "shm_size" and isinstance(value, int):
         return format_size(value)
-    if key == "mounts" and isinstance(value, list):
-        return (
-            "[" + ", ".join(f"{m['source'] or ''}:{m['target']}{':ro' if m['read_only'] else ''}" for m in value) + "]"
-        )
     if key == "ulimits" and isinstance(value, dict):
         return str(value["soft"]) if value["soft"] == value["hard"] else f"{value['soft']}:{value['hard']}"
-    if isinstance(value, (list, dict)):
-        text = json.dumps(value, separators=(", ", ": "))
-        return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, list):
+        return "[" + ", ".join(_item(key, v) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(", ", ": "))
     return str(value)
 
 

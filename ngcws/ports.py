@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from ngcws import doctor as D
 from ngcws import labels as L
 from ngcws.spec import DesiredContainer
+from ngcws.values import port_text
 
 _ANY_IP = ("", "0.0.0.0", "::")
 
@@ -30,20 +31,10 @@ class Published(NamedTuple):
         return f"{self.host_port}/{self.protocol}"
 
 
-def spelled(port: Mapping[str, Any]) -> str:
-    """A canonical port mapping as the file spells it: ``127.0.0.1:18888:8888/udp``."""
-    ip = port["host_ip"]
-    ip = f"[{ip}]" if ":" in ip else ip
-    host = f"{ip}:" if ip else ""
-    host += f"{port['host_port']}:" if port["host_port"] is not None or ip else ""
-    proto = "" if port["protocol"] == "tcp" else f"/{port['protocol']}"
-    return f"{host}{port['container_port']}{proto}"
-
-
 def _fixed(want: DesiredContainer) -> list[tuple[Published, str]]:
     """The host ports a workspace publishes (those with a fixed host port), with their spelling."""
     return [
-        (Published(p["host_ip"], int(p["host_port"]), p["protocol"]), spelled(p))
+        (Published(p["host_ip"], int(p["host_port"]), p["protocol"]), port_text(p))
         for p in want.essence.get("ports") or []
         if p["host_port"] is not None
     ]

@@ -310,9 +310,10 @@ def _port_checks(
     facts: HostFacts, want: DesiredContainer, directory: str, siblings: Iterable[DesiredContainer]
 ) -> list[D.Check]:
     """Doctor's host-port check: the workspace's own running container holds its ports rightly."""
-    from ngcws.ports import port_checks, spelled
+    from ngcws.ports import port_checks
+    from ngcws.values import port_text
 
-    fixed = [spelled(p) for p in want.essence.get("ports") or [] if p["host_port"] is not None]
+    fixed = [port_text(p) for p in want.essence.get("ports") or [] if p["host_port"] is not None]
     if not fixed:
         return []
     own = [

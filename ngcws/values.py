@@ -281,6 +281,16 @@ def parse_port(value: Any) -> dict[str, Any]:
     }
 
 
+def port_text(port: dict[str, Any]) -> str:
+    """A canonical port mapping as the file spells it: ``127.0.0.1:18888:8888/udp``, ``8888``."""
+    ip = port["host_ip"]
+    ip = f"[{ip}]" if ":" in ip else ip
+    host = f"{ip}:" if ip else ""
+    host += f"{port['host_port']}:" if port["host_port"] is not None else ":" if ip else ""
+    proto = "" if port["protocol"] == "tcp" else f"/{port['protocol']}"
+    return f"{host}{port['container_port']}{proto}"
+
+
 # --- suggestions --------------------------------------------------------------------------------
 
 

@@ -34,10 +34,7 @@ def test_editing_the_override_file_recreates_naming_the_field(project: Workspace
     override.write_text("workspaces:\n  w:\n    cap_add: [SYS_NICE]\n    tmpfs: [/scratch]\n")
     result = project.ngcws("up")
     assert result.returncode == 0, result.stderr
-    assert (
-        'recreate   w: cap_add ["CAP_IPC_LOCK"] → ["CAP_IPC_LOCK", "CAP_SYS_NICE"]; tmpfs unset → {"/scratch": ""}'
-        in result.stderr.decode()
-    )
+    assert 'recreate   w: cap_add: + CAP_SYS_NICE; tmpfs./scratch unset → ""' in result.stderr.decode()
     after = inspect(project)
     assert after["Id"] != first and after["State"]["Running"]
     assert after["HostConfig"]["CapAdd"] == ["CAP_IPC_LOCK", "CAP_SYS_NICE"]

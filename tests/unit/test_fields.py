@@ -121,10 +121,10 @@ def test_each_field_changes_the_hash_and_names_itself_in_the_reason(tmp_path: Pa
     before = desired(tmp_path, "")
     for body, reason in [
         ("network_mode: host", "network_mode unset → host"),
-        ("cap_add: [SYS_ADMIN]", 'cap_add unset → ["CAP_SYS_ADMIN"]'),
+        ("cap_add: [SYS_ADMIN]", "cap_add: + CAP_SYS_ADMIN"),
         ("privileged: true", "privileged unset → True"),
         ("mem_limit: 1g", "mem_limit unset → 1073741824"),
-        ("healthcheck: {test: 'true'}", 'healthcheck unset → {"test": ["CMD-SHELL", "true"]}'),
+        ("healthcheck: {test: 'true'}", "healthcheck.test unset → [CMD-SHELL, true]"),
         ("stop_grace_period: 1m", "stop_grace_period unset → 60"),
     ]:
         after = desired(tmp_path, f"    {body}\n")

@@ -101,7 +101,7 @@ def test_spec_change_recreates_and_says_which_fields() -> None:
     new = want(shm_size=16 * 1024**3, gpus=["0", "1"], env={"A": "1", "B": "2"})
     result = plan([new], [container(old)])
     assert result.kinds() == ("recreate",)
-    assert result.actions[0].reason == 'gpus ["0"] → ["0", "1"]; shm_size 1g → 16g; env.B unset → 2'
+    assert result.actions[0].reason == "gpus [0] → [0, 1]; shm_size 1g → 16g; env.B unset → 2"
 
 
 def test_new_image_id_for_the_tag_recreates() -> None:
@@ -249,3 +249,70 @@ def test_equivalence_needs_a_container_of_this_spec_version() -> None:
     current = container(want(stop_signal="INT"), **{L.SPEC_HASH: "made-by-another-version"})
     result = _observed_plan(want(stop_signal="SIGINT"), current, None)
     assert result.kinds() == ("recreate",)
+
+
+def _port(host: int | None, container: int, ip: str = "", proto: str = "tcp") -> dict[str, Any]:
+    return {"host_ip": ip, "host_port": host, "container_port": container, "protocol": proto}
+
+
+def _bind(source: str, target: str, ro: bool = False) -> dict[str, Any]:
+    return {"type": "bind", "source": source, "target": target, "read_only": ro}
+
+
+@pytest.mark.parametrize(
+    ("key", "before", "after", "reason"),
+    [
+        ("ports", [_port(18888, 8888)], [_port(18889, 8888)], "ports: 18888:8888 → 18889:8888"),
+        (
+            "ports",
+            [_port(18888, 8888), _port(16006, 6006)],
+            [_port(16006, 6006), _port(18888, 8888), _port(None, 9000, "127.0.0.1", "udp")],
+            "ports: + 127.0.0.1::9000/udp",
+        ),
+        ("ports", [_port(18888, 8888)], [], "ports: - 18888:8888"),
+        ("ports", [_port(1, 80, "::1")], [_port(1, 80)], "ports: [::1]:1:80 → 1:80"),
+        ("mounts", [_bind("/w", "/w")], [_bind("/data", "/data"), _bind("/w", "/w")], "mounts: + /data:/data"),
+        ("mounts", [_bind("/d", "/data")], [_bind("/d", "/data", ro=True)], "mounts: /d:/data → /d:/data:ro"),
+        (
+            "mounts",
+            [_bind("/a", "/a"), {"type": "tmpfs", "source": None, "target": "/t", "read_only": False}],
+            [_bind("/b", "/b")],
+            "mounts: + /b:/b, - /a:/a, - {type: tmpfs, target: /t}",
+        ),
+        (
+            "devices",
+            None,
+            [{"source": "/dev/null", "target": "/dev/null", "permissions": "rwm"}],
+            "devices: + /dev/null",
+        ),
+        (
+            "devices",
+            [{"source": "/dev/zero", "target": "/dev/z", "permissions": "rwm"}],
+            [{"source": "/dev/zero", "target": "/dev/z", "permissions": "r"}],
+            "devices: /dev/zero:/dev/z → /dev/zero:/dev/z:r",
+        ),
+        ("cap_add", ["CAP_IPC_LOCK"], ["CAP_IPC_LOCK", "CAP_SYS_NICE"], "cap_add: + CAP_SYS_NICE"),
+        ("capabilities", ["utility"], None, "capabilities: - utility"),
+        ("gpus", ["0"], ["0", "1"], "gpus [0] → [0, 1]"),
+        (
+            "command",
+            ["python", "train.py"],
+            ["python", "train.py", "--epochs", "90"],
+            "command [python, train.py] → [python, train.py, --epochs, 90]",
+        ),
+    ],
+)
+def test_list_changes_are_minimal_and_spelled_as_in_the_file(key: str, before: Any, after: Any, reason: str) -> None:
+    assert describe_changes({key: before}, {key: after}) == [reason]
+
+
+def test_a_reason_is_never_cut_and_key_order_is_no_change() -> None:
+    many = [_port(20000 + n, 8000 + n) for n in range(12)]
+    moved = [*many[:-1], _port(30000, 8011)]
+    [reason] = describe_changes({"ports": many}, {"ports": moved})
+    assert reason == "ports: 20011:8011 → 30000:8011"
+    reordered = [dict(reversed(list(p.items()))) for p in many]  # an older version's label, keys in another order
+    assert describe_changes({"ports": reordered}, {"ports": many}) == []
+    long_command = ["python", "-c", "x" * 200]
+    [reason] = describe_changes({"command": None}, {"command": long_command})
+    assert reason.endswith("x" * 200 + "]") and "..." not in reason
