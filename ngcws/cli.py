@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ngcws import __version__
-from ngcws.errors import PreflightError, UsageError
+from ngcws.errors import RUN_FAILED, NgcwsError, PreflightError, UsageError
 
 app = typer.Typer(
     name="ngcws",
@@ -433,9 +433,12 @@ def run(
 
     g = _globals(ctx)
     requested = True if tty else False if no_tty else None
-    raise typer.Exit(
-        run_oneoff(workspace, command or [], rm, requested, g.file, g.project_name, preflight=not skip_preflight)
-    )
+    try:
+        status = run_oneoff(workspace, command or [], rm, requested, g.file, g.project_name, not skip_preflight)
+    except NgcwsError as error:  # as `docker run`: 125 is ngcws's or the engine's failure, not the command's
+        error.exit_code = RUN_FAILED
+        raise
+    raise typer.Exit(status)
 
 
 @app.command()

@@ -30,6 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+#: ``ngcws run``'s exit code when ngcws or the engine failed (not the command), as ``docker run``'s 125.
+RUN_FAILED = 125
+
 
 class NgcwsError(Exception):
     """Base class: a message for a person, an optional hint, and an exit code."""

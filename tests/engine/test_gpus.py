@@ -124,7 +124,7 @@ def test_run_is_preflighted_too(project: Workspace, testbed: dict[str, str]) -> 
         f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n    ulimits: {{memlock: -1}}\n"
     )
     result = project.ngcws("run", "true")
-    assert result.returncode == 1 and b"memlock unlimited cannot be honoured" in result.stderr
+    assert result.returncode == 125 and b"memlock unlimited cannot be honoured" in result.stderr
     assert project.containers() == []
 
 

@@ -310,7 +310,7 @@ def test_run_pulls_a_missing_image_by_the_pull_policy(project: Workspace, testbe
         engine.transport.request("DELETE", f"/images/{image}").read()
         project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: none\n    pull: never\n")
         refused = project.ngcws("run", "true")
-        assert refused.returncode == 1 and b"pull policy of 't' is never" in refused.stderr
+        assert refused.returncode == 125 and b"pull policy of 't' is never" in refused.stderr
         project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: none\n")
         result = project.ngcws("run", "echo", "ran")
         assert result.returncode == 0, result.stderr
@@ -318,3 +318,18 @@ def test_run_pulls_a_missing_image_by_the_pull_policy(project: Workspace, testbe
         assert engine.inspect_image(image) is not None
     finally:
         engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+
+
+def test_run_exits_125_when_ngcws_or_the_engine_fails_and_the_commands_status_otherwise(
+    project: Workspace, testbed: dict[str, str]
+) -> None:
+    image = testbed["NGCWS_TB_TINY"]
+    project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: none\n    networks: [no-such-net-ngcws]\n")
+    refused = project.ngcws("run", "true")  # the engine refuses the create
+    assert refused.returncode == 125 and b"no-such-net-ngcws" in refused.stderr, refused.stderr
+    assert b"Traceback" not in refused.stderr
+    project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: none\n")
+    assert project.ngcws("run", "sh", "-c", "exit 1").returncode == 1  # the command's own status
+    assert project.ngcws("run", "no-such-program-ngcws").returncode == 127
+    project.write(f"workspaces:\n  t:\n    image: {image}\n    gpus: 0\n")
+    assert project.ngcws("run", "true").returncode == 125  # a file mistake is ngcws's failure too
