@@ -14,7 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ngcws.explain import INSTALL_TOOLKIT, MEMLOCK_FIX, explain_start_failure, key_phrase
+from ngcws.explain import (
+    CDI_DISABLED_FIX,
+    CDI_ENGINE_FIX,
+    CDI_PREDATES,
+    CDI_SPEC_FIX,
+    INSTALL_TOOLKIT,
+    MEMLOCK_FIX,
+    explain_start_failure,
+    key_phrase,
+)
 from ngcws.hostinfo import DaemonFacts, HostInfo
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -168,8 +177,8 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
             return Check(
                 "gpu-support",
                 FAIL,
-                "this engine predates CDI (Docker 25, API 1.44), so `gpu_request: cdi` cannot work",
-                "upgrade Docker, or use `gpu_request: device-requests`",
+                CDI_PREDATES,
+                CDI_ENGINE_FIX,
                 detail=detail,
             )
         if not support.cdi_spec_dirs:
@@ -177,7 +186,7 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
                 "gpu-support",
                 FAIL,
                 "CDI is disabled in this engine",
-                'enable it in /etc/docker/daemon.json (`"features": {"cdi": true}`), then restart dockerd',
+                CDI_DISABLED_FIX,
                 detail=detail,
             )
         if not support.cdi_specs:
@@ -185,7 +194,7 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
                 "gpu-support",
                 FAIL,
                 f"no NVIDIA CDI spec in {', '.join(support.cdi_spec_dirs)}",
-                "generate one: `sudo nvidia-ctk cdi generate --output=/var/run/cdi/nvidia.yaml`",
+                CDI_SPEC_FIX,
                 detail=detail,
             )
         return Check("gpu-support", PASS, f"CDI specs: {', '.join(support.cdi_specs)}", detail=detail)

@@ -23,6 +23,11 @@ CAPS_FIX = (
     "`privileged`, or run on a host whose dockerd has full root. The container was created but not started; the "
     "next `ngcws up` after the fix recreates it, `ngcws down` removes it"
 )
+#: What ``gpu_request: cdi`` needs of the engine: doctor/preflight and the translated engine error say it alike.
+CDI_PREDATES = "this engine predates CDI (Docker 25, API 1.44), so `gpu_request: cdi` cannot work"
+CDI_ENGINE_FIX = "upgrade Docker to 25 or later, or use `gpu_request: device-requests` (`--gpus`)"
+CDI_DISABLED_FIX = 'enable it in /etc/docker/daemon.json (`"features": {"cdi": true}`), then restart dockerd'
+CDI_SPEC_FIX = "generate one: `sudo nvidia-ctk cdi generate --output=/var/run/cdi/nvidia.yaml`"
 RUNTIME_FIX = (
     "configure the nvidia runtime: `sudo nvidia-ctk runtime configure --runtime=docker`, then restart dockerd; "
     "or use `gpu_request: device-requests`"
@@ -58,6 +63,12 @@ def first_line(text: str) -> str:
 def explain_start_failure(message: str) -> str | None:
     """The fix for a start/create failure NGC users meet, or None."""
     lowered = message.lower()
+    if 'could not select device driver "cdi"' in lowered:  # an engine before Docker 25 has no CDI driver
+        return f"{CDI_PREDATES}: {CDI_ENGINE_FIX}"
+    if "unresolvable cdi devices" in lowered:
+        return f"the engine found no CDI spec for these devices: {CDI_SPEC_FIX}; or use `gpu_request: device-requests`"
+    if "cdi" in lowered and "not enabled" in lowered:
+        return f"CDI is disabled in this engine: {CDI_DISABLED_FIX}; or use `gpu_request: device-requests`"
     if "could not select device driver" in lowered:
         return INSTALL_TOOLKIT
     if "rlimit type 8" in lowered or ("rlimit" in lowered and "memlock" in lowered):

@@ -370,3 +370,21 @@ def test_port_already_allocated_is_explained(project: Workspace, testbed: dict[s
     err = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in err
     assert "port is already allocated" in err and "map another host port in `ports:`" in err, err
+
+
+def test_cdi_on_an_engine_before_docker_25_says_the_same_with_or_without_preflight(
+    project: Workspace, testbed: dict[str, str]
+) -> None:
+    version = Engine().version()
+    if tuple(int(p) for p in str(version.get("ApiVersion", "0.0")).split(".")) >= (1, 44):
+        pytest.skip("this engine knows CDI (Docker 25+)")
+    project.write(
+        f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: [0]\n    gpu_request: cdi\n"
+    )
+    refused = project.ngcws("up")
+    assert refused.returncode == 1 and b"predates CDI" in refused.stderr, refused.stderr
+    skipped = project.ngcws("up", "--skip-preflight")  # the engine's own refusal, translated alike
+    err = skipped.stderr.decode()
+    assert skipped.returncode == 1 and 'could not select device driver "cdi"' in err, err
+    assert "upgrade Docker to 25 or later, or use `gpu_request: device-requests`" in err, err
+    assert "nvidia-container-toolkit" not in err, err

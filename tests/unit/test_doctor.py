@@ -199,6 +199,11 @@ def test_engine_gpu_support(support: D.GpuSupport, mode: str, verdict: str, word
     ("message", "words"),
     [
         ('could not select device driver "" with capabilities: [[gpu]]', "nvidia-container-toolkit"),
+        (
+            'could not select device driver "cdi" with capabilities: []',
+            "upgrade Docker to 25 or later, or use `gpu_request: device-requests`",
+        ),
+        ("unresolvable CDI devices nvidia.com/gpu=0", "nvidia-ctk cdi generate"),
         ("error setting rlimit type 8: operation not permitted", "memlock"),
         ("nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please update", "driver"),
         (
