@@ -378,10 +378,26 @@ def check_compute_capability(
     return Check(name, PASS, why, workspace=workspace)
 
 
-def check_shm(workspace: str, essence: Mapping[str, Any]) -> Check:
+def deep_learning_image(env: Mapping[str, str] | None) -> bool:
+    """Is the image NGC- or PyTorch-shaped (its config sets NVIDIA_*, PYTORCH* or CUDA* variables)?"""
+    return any(k.startswith(("NVIDIA_", "PYTORCH", "CUDA")) for k in env or {})
+
+
+def check_shm(workspace: str, essence: Mapping[str, Any], image_env: Mapping[str, str] | None = None) -> Check:
+    """/dev/shm, where it matters: a GPU workspace, or an NGC/PyTorch-shaped image (``image_env``:
+    the image config's env, None when the image is not local)."""
     if essence.get("ipc") == "host":
         return Check("shm", PASS, "ipc: host shares the host's /dev/shm", workspace=workspace)
     size = essence.get("shm_size")
+    matters = essence.get("gpus", "all") != "none" or deep_learning_image(image_env)
+    if (size is None or size <= DEFAULT_SHM) and not matters:
+        return Check(
+            "shm",
+            PASS,
+            "/dev/shm is Docker's 64 MB: enough here (no GPU, and the image is not a deep-learning one"
+            + (" as far as can be told: it is not local)" if image_env is None else ")"),
+            workspace=workspace,
+        )
     if size is None or size <= DEFAULT_SHM:
         return Check(
             "shm",
@@ -438,6 +454,21 @@ def check_memlock(
             workspace,
         )
     return Check("memlock", WARN, f"could not tell whether memlock {shown} can be honoured", workspace=workspace)
+
+
+def check_host_memlock(probe: str | None, daemon: DaemonFacts | None) -> Check:
+    """With no workspace asking for memlock (or no project): can this engine honour NGC's
+    ``--ulimit memlock=-1`` at all? A warning at most: nothing asks for it yet."""
+    found = check_memlock("", {"ulimits": {"memlock": {"soft": -1, "hard": -1}}}, probe, daemon)
+    assert found is not None
+    return Check(
+        "memlock",
+        WARN if found.verdict == FAIL else found.verdict,
+        f"for NGC's `--ulimit memlock=-1` (`ulimits: {{memlock: -1}}`): {found.summary}",
+        found.fix,
+        detail=found.detail,
+        engine_message=found.engine_message,
+    )
 
 
 def check_credentials(workspace: str, registry: str, has_login: bool, ngc_api_key: bool, image_present: bool) -> Check:

@@ -256,6 +256,9 @@ def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]
         if want is None and desired and check.verdict == D.FAIL:  # no workspace asks for GPUs
             check = D.Check(check.name, D.WARN, check.summary, check.fix, detail=check.detail)
         checks.append(check)
+    if not any(D.memlock_wanted(d.essence) is not None for d in desired):  # the host's facts anyway
+        unlimited = {"HostConfig": {"Ulimits": [{"Name": "memlock", "Soft": -1, "Hard": -1}]}}
+        checks.append(D.check_host_memlock(facts.memlock_probe(probe_image, unlimited), facts.daemon()))
     directory = state.identity.directory if state else ""
     for want in desired:
         checks += workspace_checks(facts, want, directory, probe_image, desired)
@@ -287,7 +290,7 @@ def workspace_checks(
         checks.append(D.check_image_driver(name, want.image, env, host))
         wanted: Any = "all" if gpus == "all" else sorted(gpuset.held(gpus, facts.index_of()))
         checks.append(D.check_compute_capability(name, want.image, env, host, wanted))
-    checks.append(D.check_shm(name, want.essence))
+    checks.append(D.check_shm(name, want.essence, env))
     memlock = D.check_memlock(
         name, want.essence, facts.memlock_probe(want.image if inspect else probe_image, want.request), facts.daemon()
     )

@@ -240,6 +240,31 @@ def test_doctor_outside_a_project(tmp_path: Path, testbed: dict[str, str]) -> No
         timeout=60,
     )
     assert b"engine" in result.stdout and b"Docker engine" in result.stdout, result.stderr
+    data = json.loads(
+        subprocess.run(
+            [*__import__("tests.conftest", fromlist=["NGCWS"]).NGCWS, "doctor", "--format", "json"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        ).stdout
+    )
+    [memlock] = [c for c in data["checks"] if c["name"] == "memlock"]  # the host's facts, with no project
+    assert "NGC's `--ulimit memlock=-1`" in memlock["summary"], memlock
+    if memlock_refused(testbed):
+        assert memlock["verdict"] == "warn" and "cannot be honoured" in memlock["summary"], memlock
+    else:
+        assert memlock["verdict"] == "pass", memlock
+
+
+def test_doctor_warns_about_shm_only_where_it_matters(project: Workspace, testbed: dict[str, str]) -> None:
+    project.write(
+        f"workspaces:\n  tiny:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n"
+        f"  ngc:\n    image: {testbed['NGCWS_TB_NGC']}\n    gpus: none\n"
+        f"  gpu:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: [0]\n"
+    )
+    data = json.loads(project.ngcws("doctor", "--format", "json").stdout)
+    shm = {c["workspace"]: c["verdict"] for c in data["checks"] if c["name"] == "shm"}
+    assert shm == {"tiny": "pass", "ngc": "warn", "gpu": "warn"}, shm
 
 
 # --- ps and sharing ---------------------------------------------------------------------------------

@@ -116,6 +116,30 @@ def test_shm(essence: dict[str, Any], verdict: str) -> None:
     assert D.check_shm("train", essence).verdict == verdict
 
 
+@pytest.mark.parametrize(
+    ("gpus", "env", "verdict"),
+    [
+        ("none", {"PATH": "/bin"}, D.PASS),  # busybox without GPUs: 64 MB is fine
+        ("none", None, D.PASS),  # image not local: nothing says it matters
+        ("none", {"NVIDIA_PYTORCH_VERSION": "23.08"}, D.WARN),
+        ("none", {"PYTORCH_VERSION": "2.1"}, D.WARN),
+        ("none", {"CUDA_VERSION": "12.2"}, D.WARN),
+        (["0"], {"PATH": "/bin"}, D.WARN),
+    ],
+)
+def test_shm_matters_for_gpu_workspaces_and_deep_learning_images(gpus: Any, env: Any, verdict: str) -> None:
+    assert D.check_shm("train", {"gpus": gpus, "shm_size": None, "ipc": None}, env).verdict == verdict
+
+
+def test_host_memlock_is_reported_without_a_workspace_asking() -> None:
+    refused = D.check_host_memlock(
+        "OCI runtime create failed: error setting rlimit type 8: operation not permitted", None
+    )
+    assert refused.verdict == D.WARN and refused.workspace is None and "cannot be honoured" in refused.summary
+    assert refused.fix and "memlock" in refused.fix
+    assert D.check_host_memlock("", None).verdict == D.PASS
+
+
 UNLIMITED = {"ulimits": {"memlock": {"soft": -1, "hard": -1}}}
 REFUSED = "OCI runtime create failed: error setting rlimits for ready process: error setting rlimit type 8: operation not permitted: unknown"
 
