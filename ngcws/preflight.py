@@ -262,6 +262,7 @@ def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]
     directory = state.identity.directory if state else ""
     for want in desired:
         checks += workspace_checks(facts, want, directory, probe_image, desired)
+    checks += _port_checks(facts, desired, directory)
     gpu_wants = [d for d in desired if d.essence["gpus"] != "none"]
     checks += [D.check_gpu_sharing(line) for line in gpu_sharing(facts, gpu_wants, directory, desired)]
     return checks
@@ -305,29 +306,29 @@ def workspace_checks(
     checks.append(
         D.check_credentials(name, registry, login, bool(facts.environ.get("NGC_API_KEY")), inspect is not None)
     )
-    checks += _port_checks(facts, want, directory, siblings)
     return checks
 
 
-def _port_checks(
-    facts: HostFacts, want: DesiredContainer, directory: str, siblings: Iterable[DesiredContainer]
-) -> list[D.Check]:
-    """Doctor's host-port check: the workspace's own running container holds its ports rightly."""
+def _port_checks(facts: HostFacts, desired: list[DesiredContainer], directory: str) -> list[D.Check]:
+    """Doctor's host-port checks: each conflict once; a workspace's own running container holds its
+    ports rightly."""
     from ngcws.ports import port_checks
     from ngcws.values import port_text
 
-    fixed = [port_text(p) for p in want.essence.get("ports") or [] if p["host_port"] is not None]
-    if not fixed:
-        return []
-    own = [
-        str(e["Id"])
-        for e in facts.running()
-        if (e.get("Labels") or {}).get(L.PROJECT_DIR) == directory
-        and (e.get("Labels") or {}).get(L.WORKSPACE) == want.workspace
-        and (e.get("Labels") or {}).get(L.ONEOFF) != "true"
-    ]
-    found = port_checks([want], list(siblings) or [want], facts.running(), {want.workspace: own})
-    return found or [D.Check("port", D.PASS, f"host ports free or its own: {', '.join(fixed)}", None, want.workspace)]
+    own: dict[str, list[str]] = {}
+    for entry in facts.running():
+        labels = entry.get("Labels") or {}
+        if labels.get(L.PROJECT_DIR) == directory and labels.get(L.ONEOFF) != "true":
+            own.setdefault(str(labels.get(L.WORKSPACE)), []).append(str(entry["Id"]))
+    found = port_checks(desired, desired, facts.running(), own)
+    for want in desired:
+        fixed = [port_text(p) for p in want.essence.get("ports") or [] if p["host_port"] is not None]
+        named = any(c.workspace == want.workspace or repr(want.workspace) in c.summary for c in found)
+        if fixed and not named:
+            found.append(
+                D.Check("port", D.PASS, f"host ports free or its own: {', '.join(fixed)}", None, want.workspace)
+            )
+    return found
 
 
 # --- preflight ----------------------------------------------------------------------------------
