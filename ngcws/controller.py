@@ -149,39 +149,18 @@ class Controller:
         forced = self._forced(names or [], plan, options)
         held = self._holds(plan, forced)
         holds = [f"held back: {h.workspace}: {h.reason}\n  {h.remedy}" for h in held]
-        errors = tuple(self.preflight_failures(plan))
+        from ngcws.preflight import plan_failures
+
+        errors = tuple(plan_failures(self.facts, plan, every))
         return Plan(plan.actions, (*plan.warnings, *notes, *self.risks(desired), *holds), errors)
 
     def preflight(self, desired: Iterable[DesiredContainer], plan: Plan | None = None) -> None:
         """Refuse, before anything is stopped or removed, what creation or start would refuse.
 
         With the ``plan`` of ``up``, host ports too (those of the containers it creates or starts)."""
-        from ngcws.preflight import preflight
+        from ngcws.preflight import port_scope, preflight
 
-        preflight(self.facts, desired, *self._port_scope(plan))
-
-    def preflight_failures(self, plan: Plan) -> list[str]:
-        """What :meth:`preflight` would refuse in ``plan``, one line each (``ngcws plan`` shows them)."""
-        from ngcws.doctor import FAIL
-        from ngcws.preflight import preflight_checks
-
-        making = [a.desired for a in plan.actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired]
-        checks = preflight_checks(self.facts, making, *self._port_scope(plan)) if _starts(plan) else []
-        return [f"{c.workspace}: {c.summary}" + (f" ({c.fix})" if c.fix else "") for c in checks if c.verdict == FAIL]
-
-    def _port_scope(
-        self, plan: Plan | None
-    ) -> tuple[list[DesiredContainer] | None, dict[str, list[str]] | None, list[DesiredContainer]]:
-        """The file's workspaces, the containers ``plan`` replaces (per workspace), and the
-        workspaces whose host ports it publishes (created, recreated or started)."""
-        if plan is None:
-            return None, None, []
-        replacing: dict[str, list[str]] = {}
-        for action in plan.actions:
-            if action.container is not None and action.kind in (Kind.RECREATE, Kind.REMOVE, Kind.START):
-                replacing.setdefault(action.workspace, []).append(action.container.id)
-        starting = [a.desired for a in plan.actions if a.kind is Kind.START and a.desired and a.container]
-        return self.desired(self.every), replacing, starting
+        preflight(self.facts, desired, *port_scope(plan, self.desired(self.every)))
 
     def risks(self, desired: Iterable[DesiredContainer]) -> list[str]:
         """Risky settings of these workspaces, one line each (risky.py)."""
@@ -213,7 +192,7 @@ class Controller:
                 )
                 plan = Plan((*pulls, *plan.actions), plan.warnings)
             making = [a.desired for a in plan.actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired]
-            if preflight and _starts(plan):
+            if preflight and any(a.kind in (Kind.CREATE, Kind.RECREATE, Kind.START) for a in plan.actions):
                 self.preflight(making, plan)
             for warning in (*plan.warnings, *self.risks(making)):
                 self.reporter.warning(warning)
@@ -621,11 +600,6 @@ class Controller:
         files["home"] = (None, 0, 0, 0o755)
         files[user.home.lstrip("/")] = (None, user.uid, user.gid, 0o755)
         self.engine.put_files(container_id, files)
-
-
-def _starts(plan: Plan) -> bool:
-    """Does ``plan`` create, recreate or start a container (what preflight checks)?"""
-    return any(a.kind in (Kind.CREATE, Kind.RECREATE, Kind.START) for a in plan.actions)
 
 
 _STEPS = {"done": 0}

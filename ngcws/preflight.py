@@ -21,6 +21,7 @@ from ngcws import labels as L
 from ngcws.engine import Engine
 from ngcws.errors import NgcwsError, PreflightError
 from ngcws.hostinfo import DaemonFacts, Host, HostInfo, daemon_facts, which_on_path
+from ngcws.plan import Kind, Plan
 from ngcws.spec import DesiredContainer, DesiredState
 
 
@@ -379,6 +380,30 @@ def preflight_checks(
     if every is not None:
         checks += port_checks([*desired, *starting], every, facts.running(), replacing or {})
     return checks
+
+
+def port_scope(
+    plan: Plan | None, every: list[DesiredContainer]
+) -> tuple[list[DesiredContainer] | None, dict[str, list[str]] | None, list[DesiredContainer]]:
+    """For the ports of ``up``'s ``plan``: the file's workspaces (``every``), the containers the plan
+    replaces or starts (per workspace), and the workspaces whose existing container it starts."""
+    if plan is None:
+        return None, None, []
+    replacing: dict[str, list[str]] = {}
+    for action in plan.actions:
+        if action.container is not None and action.kind in (Kind.RECREATE, Kind.REMOVE, Kind.START):
+            replacing.setdefault(action.workspace, []).append(action.container.id)
+    starting = [a.desired for a in plan.actions if a.kind is Kind.START and a.desired and a.container]
+    return every, replacing, starting
+
+
+def plan_failures(facts: HostFacts, plan: Plan, every: list[DesiredContainer]) -> list[str]:
+    """What preflight would refuse in ``plan``, one line each (``ngcws plan`` shows them as errors)."""
+    if not any(a.kind in (Kind.CREATE, Kind.RECREATE, Kind.START) for a in plan.actions):
+        return []
+    making = [a.desired for a in plan.actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired]
+    checks = preflight_checks(facts, making, *port_scope(plan, every))
+    return [f"{c.workspace}: {c.summary}" + (f" ({c.fix})" if c.fix else "") for c in D.failed(checks)]
 
 
 def preflight(
