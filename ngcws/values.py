@@ -99,7 +99,7 @@ def parse_gpus(value: Any) -> str | int | list[str]:
         raise ValueError(f"{GPU_EXPECTED}, got {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"a GPU count must be 0 or more, got {value} (use all for every GPU)")
+            raise ValueError(f"a GPU count must be 1 or more, got {value} (use all for every GPU, none for no GPU)")
         if value == 0:  # docker's --gpus 0 is a count of none, which NVIDIA's guide readers take for GPU 0
             raise ValueError(
                 "gpus: 0 is a count (no GPU, as docker's --gpus 0), not GPU 0: write [0] for GPU 0, or none"
