@@ -436,7 +436,8 @@ def run(
     try:
         status = run_oneoff(workspace, command or [], rm, requested, g.file, g.project_name, not skip_preflight)
     except NgcwsError as error:  # as `docker run`: 125 is ngcws's or the engine's failure, not the command's
-        error.exit_code = RUN_FAILED
+        if not isinstance(error, UsageError):  # a mistake on the command line stays 2
+            error.exit_code = RUN_FAILED
         raise
     raise typer.Exit(status)
 

@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 
 from ngcws.ports import port_checks
-from ngcws.values import parse_port
 from tests.unit.test_plan import want
 
 
 def ws(name: str, *ports: str) -> Any:
-    return want(name, ports=[parse_port(p) for p in ports])
+    return want(name, ports=list(ports))
 
 
 def running(cid: str, public: int, ip: str = "0.0.0.0", proto: str = "tcp", **labels: str) -> dict[str, Any]:
