@@ -466,3 +466,12 @@ def logs(
 
     g = _globals(ctx)
     raise typer.Exit(show_logs(workspace, follow, tail, timestamps, g.file, g.project_name))
+
+
+# --- beyond one machine ----------------------------------------------------------------------------
+
+from ngcws.clusters.commands import export_app, jobs_app, submit  # noqa: E402  (registered last)
+
+app.command()(submit)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(export_app, name="export")

@@ -23,6 +23,7 @@ reaches the user as a traceback.
     + RegistryAuthError           exit 1  the registry wants credentials (401/403)
     + ContainerStartError         exit 1  the engine created a container but could not start it
   x PreflightError                exit 1  `up`/`run` found, before touching anything, that creation would fail
+  x SchedulerError                exit 1  Slurm refused or failed a command (sbatch, squeue, scancel)
 """
 
 from __future__ import annotations
@@ -131,3 +132,7 @@ class ContainerStartError(EngineError):
 
 class PreflightError(NgcwsError):
     """The host cannot run a workspace as written (no GPU support, driver too old, memlock): nothing was touched."""
+
+
+class SchedulerError(NgcwsError):
+    """A cluster scheduler (Slurm) refused or failed a command, or is not installed."""

@@ -179,7 +179,7 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...], secret: str | None = 
     if kind == "extra_forbidden":
         nested = Mount if "mounts" in loc else Ulimit if "ulimits" in loc else Healthcheck
         parents: dict[int, type[BaseModel]] = {1: ProjectFile, 3: Workspace, 4: nested, 5: nested}
-        model = parents.get(len(loc))
+        model = _distributed_parent(loc) if "distributed" in loc else parents.get(len(loc))
         known = list(model.model_fields) if model else []
         return (
             f"unknown key {loc[-1]!r}"
@@ -198,3 +198,11 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...], secret: str | None = 
         return str(err["msg"]).split(", ", 1)[1]
     got = err.get("input")
     return f"expected {forms}, got {shown(got)}" + (suggest(str(got), choices) if choices else "")
+
+
+def _distributed_parent(loc: tuple[Any, ...]) -> Any:
+    """The model of the mapping holding the last key of a path inside a ``distributed:`` block."""
+    from ngcws.clusters import model as m
+
+    inner = loc[loc.index("distributed") + 1 : -1]
+    return {(): m.Distributed, ("slurm",): m.Slurm, ("kubernetes",): m.Kubernetes}.get(tuple(inner))

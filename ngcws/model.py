@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ngcws import inputs, values
+from ngcws.clusters.model import Distributed
 from ngcws.imageref import parse_image
 
 LABEL_PREFIX = "ngcws."
@@ -490,6 +491,9 @@ class Workspace(_Strict):
         description="Paths in the container whose changes are never work to keep (added to the built-in list: "
         "caches, /tmp, bytecode); '/opt/scratch' from the root, '*.log' by name. See docs/safety.md",
     )
+    distributed: Distributed | None = Field(
+        default=None, description="Multi-node: ngcws submit (Slurm), ngcws export k8s; over the top-level block"
+    )
 
     network_mode: Annotated[
         str | None,
@@ -805,6 +809,9 @@ class ProjectFile(_Strict):
     )
     workspaces: dict[Annotated[str, Field(pattern=WORKSPACE_PATTERN)], Workspace] = Field(
         min_length=1, description="The first is the default target of exec/shell/logs"
+    )
+    distributed: Distributed | None = Field(
+        default=None, description="Multi-node defaults for every workspace (docs/clusters.md)"
     )
 
     @model_validator(mode="before")

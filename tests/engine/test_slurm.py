@@ -1,0 +1,118 @@
+"""`ngcws submit` on a real two-node Slurm (the test bed's slurmctld + `slurmd -N n1`/`-N n2`),
+docker runtime: real PyTorch, torchrun with c10d rendezvous, a gloo all-reduce across the two
+nodes; and `ngcws jobs cancel` leaving no container behind on either node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Workspace
+
+ALLREDUCE = """\
+import os, sys, time
+import torch, torch.distributed as dist
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+t = torch.tensor([float(rank + 1)])
+dist.all_reduce(t)
+print(f"allreduce rank={rank} world={world} sum={t.item():g} node={os.environ['SLURM_NODEID']}", flush=True)
+if len(sys.argv) > 1:
+    time.sleep(float(sys.argv[1]))
+dist.destroy_process_group()
+"""
+
+
+@pytest.fixture
+def slurm(testbed: dict[str, str], gpu_sim: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    conf = testbed.get("NGCWS_TB_SLURM_CONF", "")
+    if not conf or not testbed.get("NGCWS_TB_TORCH"):
+        message = "the test bed has no Slurm cluster or no PyTorch image (run scripts/testbed)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    monkeypatch.setenv("SLURM_CONF", conf)
+    return conf
+
+
+@pytest.fixture
+def job_project(slurm: str, testbed: dict[str, str], tmp_path: Path) -> Iterator[Workspace]:
+    name = f"s{uuid.uuid4().hex[:10]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "allreduce.py").write_text(ALLREDUCE)
+    ws = Workspace(folder, name)
+    ws.write(
+        f"""workspaces:
+  train:
+    image: {testbed["NGCWS_TB_TORCH"]}
+    gpus: 1
+    shm_size: 256m
+    ulimits: {{stack: 67108864}}
+    mounts: [".:/workspace"]
+    working_dir: /workspace
+    env: {{NCCL_DEBUG: WARN}}
+distributed:
+  nodes: 2
+  command: [allreduce.py]
+  slurm: {{time: "00:10:00"}}
+"""
+    )
+    yield ws
+    for record in (folder / ".ngcws" / "jobs").glob("*.json"):
+        subprocess.run(["scancel", json.loads(record.read_text())["job_id"]], capture_output=True)
+    for container in _job_containers({"ngcws.job-project": name}):
+        from ngcws.engine import Engine
+
+        Engine().remove(str(container["Id"]), force=True)
+
+
+def _job_containers(labels: dict[str, str]) -> list[dict[str, object]]:
+    from ngcws.engine import Engine
+
+    return Engine().list_containers(labels)
+
+
+def _state(ws: Workspace, job_id: str) -> str:
+    rows = json.loads(ws.ok("jobs", "--format", "json"))
+    return next(r["state"] for r in rows if r["job_id"] == job_id)
+
+
+def test_two_node_torchrun_allreduce_on_the_docker_runtime(job_project: Workspace) -> None:
+    job_id = job_project.ok("submit", "--runtime", "auto").strip()
+    assert job_id.isdigit()
+    output = job_project.ok("jobs", "logs", job_id, "-f", timeout=600)
+    # Both nodes' ranks took part: world size 2, 1 + 2 summed across the nodes.
+    assert "allreduce rank=0 world=2 sum=3 node=0" in output, output
+    assert "allreduce rank=1 world=2 sum=3 node=1" in output, output
+    assert _state(job_project, job_id) == "COMPLETED"
+    assert _job_containers({"ngcws.slurm-job": job_id}) == []
+    jobs = job_project.dir / ".ngcws" / "jobs"
+    script = jobs / f"ngcws-{job_project.name}-train-{job_id}.sbatch"
+    assert (jobs / f"ngcws-{job_project.name}-train-{job_id}.out").is_file()
+    assert "--network host" in script.read_text() and "#SBATCH --exclusive" in script.read_text()
+
+
+def test_cancel_leaves_no_container_on_either_node(job_project: Workspace) -> None:
+    text = (job_project.dir / "ngcws.yaml").read_text().replace("[allreduce.py]", "[allreduce.py, '600']")
+    (job_project.dir / "ngcws.yaml").write_text(text)
+    job_id = job_project.ok("submit").strip()
+    running: list[dict[str, object]] = []
+    for _ in range(600):  # until both nodes' containers run (a wait, not a timing assertion)
+        running = _job_containers({"ngcws.slurm-job": job_id})
+        if len(running) == 2 and "sum=3" in job_project.ok("jobs", "logs", job_id):
+            break
+        time.sleep(0.5)
+    nodes = sorted(str(c["Labels"]["ngcws.slurm-node"]) for c in running)  # type: ignore[index]
+    assert nodes == ["n1", "n2"]
+    job_project.ok("jobs", "cancel", job_id, timeout=180)
+    assert _state(job_project, job_id) == "CANCELLED"
+    assert _job_containers({"ngcws.slurm-job": job_id}) == []
+    assert _job_containers({"ngcws.job-project": job_project.name}) == []
