@@ -57,6 +57,12 @@ head_addr=$(scontrol show node "$head_node" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*
 _NODE_ADDR = "node_addr=$(scontrol show node \"$SLURMD_NODENAME\" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p')\n"
 
 
+_CLEANUP = (
+    f'ids=$(docker ps -aq --filter "label={SLURM_JOB}=$SLURM_JOB_ID"); '
+    'if [ -n "$ids" ]; then docker rm -f $ids >/dev/null; fi'
+)
+
+
 @dataclass(frozen=True)
 class BatchScript:
     """The script, the notes on what the runtime cannot honour, and (docker) the per-task script."""
@@ -267,7 +273,12 @@ def _render_docker(job: ClusterJob, output: str) -> BatchScript:
         "read -r -d '' NGCWS_TASK <<'NGCWS_TASK' || true",
         task.rstrip("\n"),
         "NGCWS_TASK",
-        f'{_step(job)} bash -c "$NGCWS_TASK"',
+        "status=0",
+        f'{_step(job)} bash -c "$NGCWS_TASK" || status=$?',
+        "# A task killed outright (SIGKILL: its neighbour failed, --kill-on-bad-exit) cannot remove its",
+        "# container; this step does, on every node.",
+        f"srun --nodes={job.nodes} --ntasks={job.nodes} --ntasks-per-node=1 bash -c {_q(_CLEANUP)} || true",
+        'exit "$status"',
     ]
     return BatchScript("\n".join(lines) + "\n", "docker", notes, task)
 

@@ -116,3 +116,25 @@ def test_cancel_leaves_no_container_on_either_node(job_project: Workspace) -> No
     assert _state(job_project, job_id) == "CANCELLED"
     assert _job_containers({"ngcws.slurm-job": job_id}) == []
     assert _job_containers({"ngcws.job-project": job_project.name}) == []
+
+
+FAIL_ON_NODE_1 = """\
+import os, sys, time
+if os.environ["SLURM_NODEID"] == "1":
+    print("node 1 fails", flush=True)
+    sys.exit(3)
+time.sleep(600)
+"""
+
+
+def test_a_failed_node_stops_the_job_and_leaves_no_container(job_project: Workspace) -> None:
+    (job_project.dir / "fail.py").write_text(FAIL_ON_NODE_1)
+    text = (job_project.dir / "ngcws.yaml").read_text()
+    text = text.replace("command: [allreduce.py]", "launcher: srun\n  command: [python, fail.py]")
+    (job_project.dir / "ngcws.yaml").write_text(text)
+    job_id = job_project.ok("submit").strip()
+    output = job_project.ok("jobs", "logs", job_id, "-f", timeout=300)
+    assert "node 1 fails" in output
+    assert _state(job_project, job_id) == "FAILED"
+    # Node 0's task was killed outright (--kill-on-bad-exit); its container did not outlive it.
+    assert _job_containers({"ngcws.slurm-job": job_id}) == []
