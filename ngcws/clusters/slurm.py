@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ngcws.clusters.job import ClusterJob, launch_command, unhandled
+from ngcws.values import format_size
 
 #: Labels on the docker runtime's containers (not ``ngcws.project``: they are no workspace's).
 JOB_PROJECT = "ngcws.job-project"
@@ -57,6 +58,8 @@ head_addr=$(scontrol show node "$head_node" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*
 _NODE_ADDR = "node_addr=$(scontrol show node \"$SLURMD_NODENAME\" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p')\n"
 
 
+#: Single quotes are literal on purpose: values from ngcws.yaml, and commands each task expands.
+_SINGLE_QUOTED = "# shellcheck disable=SC2016"
 _CLEANUP = (
     f'ids=$(docker ps -aq --filter "label={SLURM_JOB}=$SLURM_JOB_ID"); '
     'if [ -n "$ids" ]; then docker rm -f $ids >/dev/null; fi'
@@ -86,12 +89,9 @@ def ulimit_lines(ulimits: dict[str, dict[str, int]], what: str) -> list[str]:
     lines = []
     for name, limit in ulimits.items():
         flag, unit = BASH_ULIMITS[name]
-        for kind, value in (("-H", limit["hard"]), ("-S", limit["soft"])):
+        for kind, which, value in (("-H", "hard", limit["hard"]), ("-S", "soft", limit["soft"])):
             amount = "unlimited" if value == -1 else str(-(-value // unit))
-            lines.append(
-                f'ulimit {kind} {flag} {amount} || echo "ngcws: cannot set {name} {kind[1:].lower()}={amount}'
-                f' ({what})" >&2'
-            )
+            lines.append(f'ulimit {kind} {flag} {amount} || echo "ngcws: cannot set {name} {which}={amount} ({what})" >&2')
     return lines
 
 
@@ -104,6 +104,7 @@ def _header(job: ClusterJob, runtime: str, output: str) -> list[str]:
     exclusive = job.slurm.exclusive if job.slurm.exclusive is not None else runtime == "docker"
     lines = [
         "#!/bin/bash",
+        _SINGLE_QUOTED,
         f"# ngcws: workspace {job.workspace} of {job.config_file}, {job.nodes} node(s), {runtime} runtime.",
         "# Written by `ngcws submit`; change ngcws.yaml rather than this file.",
         f"#SBATCH --job-name={job.name}",
@@ -222,6 +223,7 @@ def _docker_task(job: ClusterJob, notes: list[str]) -> str:
     e = job.essence
     suffix = "-${SLURM_NODEID}" + ("-${SLURM_LOCALID}" if job.launcher == "srun" else "")
     lines = [
+        _SINGLE_QUOTED,
         "set -euo pipefail",
         f'name="{job.name}-${{SLURM_JOB_ID}}{suffix}"',
         "# dockerd runs the container outside the job's cgroups: remove it on exit, failure and cancel.",
@@ -299,7 +301,7 @@ def _render_pyxis(job: ClusterJob, output: str) -> BatchScript:
     notes: list[str] = []
     if e["shm_size"] is not None:
         notes.append(
-            f"shm_size: {e['shm_size']} bytes is not enforceable under pyxis: the node's /dev/shm is used"
+            f"shm_size: {format_size(e['shm_size'])} is not enforceable under pyxis: the node's /dev/shm is used"
             " (as with ipc: host)"
         )
     if e["ipc"] not in (None, "host"):
