@@ -35,7 +35,19 @@ class Manifest:
 
     @property
     def text(self) -> str:
-        return yaml.safe_dump_all(self.documents, sort_keys=False, default_flow_style=False, width=120)
+        return yaml.dump_all(self.documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the container's script) as literal blocks, readable in the manifest."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
 
 
 def quantity(size: int) -> str:
