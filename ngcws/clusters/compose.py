@@ -91,7 +91,8 @@ def service(essence: dict[str, Any], name: str, notes: list[str], workspace: str
     handled = {"image", "command", "gpus", "capabilities", "shm_size", "ipc", "ulimits", "mounts", "env"}
     handled |= {"working_dir", "user", "ports", "restart", "init", "labels"}
     notes += [f"{workspace}: {k} is not carried over to Compose" for k in unhandled(e, handled)]
-    return _escaped(svc)
+    escaped: dict[str, Any] = _escaped(svc)
+    return escaped
 
 
 def _escaped(value: Any) -> Any:

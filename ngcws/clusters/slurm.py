@@ -91,7 +91,8 @@ def ulimit_lines(ulimits: dict[str, dict[str, int]], what: str) -> list[str]:
         flag, unit = BASH_ULIMITS[name]
         for kind, which, value in (("-H", "hard", limit["hard"]), ("-S", "soft", limit["soft"])):
             amount = "unlimited" if value == -1 else str(-(-value // unit))
-            lines.append(f'ulimit {kind} {flag} {amount} || echo "ngcws: cannot set {name} {which}={amount} ({what})" >&2')
+            warn = f"ngcws: cannot set {name} {which}={amount} ({what})"
+            lines.append(f'ulimit {kind} {flag} {amount} || echo "{warn}" >&2')
     return lines
 
 

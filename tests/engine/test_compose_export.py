@@ -28,7 +28,12 @@ def _managed(inspect: dict[str, Any]) -> dict[str, Any]:
     host, config = inspect["HostConfig"], inspect["Config"]
     mounts = sorted(
         (
-            {"Type": m["Type"], "Source": m.get("Source", ""), "Target": m["Target"], "ReadOnly": m.get("ReadOnly", False)}
+            {
+                "Type": m["Type"],
+                "Source": m.get("Source", ""),
+                "Target": m["Target"],
+                "ReadOnly": m.get("ReadOnly", False),
+            }
             for m in host.get("Mounts") or []
         ),
         key=lambda m: m["Target"],
@@ -41,7 +46,9 @@ def _managed(inspect: dict[str, Any]) -> dict[str, Any]:
         "User": config["User"],
         "Tty": config["Tty"],
         "OpenStdin": config["OpenStdin"],
-        "UserLabels": {k: v for k, v in (config["Labels"] or {}).items() if not k.startswith(("ngcws.", "com.docker."))},
+        "UserLabels": {
+            k: v for k, v in (config["Labels"] or {}).items() if not k.startswith(("ngcws.", "com.docker."))
+        },
         "Init": host["Init"] or False,
         "DeviceRequests": [{**d, "DeviceIDs": d["DeviceIDs"] or None} for d in host.get("DeviceRequests") or []],
         "Mounts": mounts,

@@ -195,6 +195,8 @@ def test_a_workspace_without_distributed_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_slurm_block_validation(tmp_path: Path, slurm_block: str, message: str) -> None:
-    text = LLM.replace('  slurm: {partition: gpu, account: proj, time: "04:00:00", sbatch: {qos: high}}', f"  slurm: {slurm_block}")
+    text = LLM.replace(
+        '  slurm: {partition: gpu, account: proj, time: "04:00:00", sbatch: {qos: high}}', f"  slurm: {slurm_block}"
+    )
     with pytest.raises(ConfigError, match=message):
         job_of(tmp_path, text)
