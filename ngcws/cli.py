@@ -162,6 +162,8 @@ def config(
         _print_sources(project, show_secrets)
         return
     data = resolved_file(project, show_secrets)
+    if project.file.distributed is not None and "distributed" not in data:
+        data["distributed"] = project.file.distributed.model_dump(mode="json", exclude_unset=True)
     if format == "json":
         print(json.dumps(data, indent=2))
     elif format == "yaml":

@@ -124,9 +124,7 @@ def _script(job: ClusterJob, endpoint: str, notes: list[str]) -> str:
         lines.append(launch_command(job, is_host="", rdzv="", rdzv_id=""))
     else:
         lines.append('is_host=0; if [ "$JOB_COMPLETION_INDEX" = 0 ]; then is_host=1; fi')
-        lines.append(
-            launch_command(job, is_host="$is_host", rdzv=f"{endpoint}:{job.rdzv_port}", rdzv_id=job.name)
-        )
+        lines.append(launch_command(job, is_host="$is_host", rdzv=f"{endpoint}:{job.rdzv_port}", rdzv_id=job.name))
     # Kubernetes expands $(VAR) in command and args; $$ keeps a literal $.
     return "\n".join(lines).replace("$(", "$$(") + "\n"
 

@@ -45,6 +45,9 @@ def test_help_lists_every_command_and_version(tmp_path: Path) -> None:
         "run",
         "logs",
         "doctor",
+        "submit",
+        "jobs",
+        "export",
     ):
         assert f"\n  {command} " in out, command
     assert run("--version", cwd=tmp_path).stdout.strip() == f"ngcws {__version__}"
