@@ -88,9 +88,7 @@ def service(essence: dict[str, Any], name: str, notes: list[str], workspace: str
     deploy = _gpus(e)
     if deploy:
         svc["deploy"] = deploy
-    handled = {"image", "command", "gpus", "capabilities", "shm_size", "ipc", "ulimits", "mounts", "env"}
-    handled |= {"working_dir", "user", "ports", "restart", "init", "labels"}
-    notes += [f"{workspace}: {k} is not carried over to Compose" for k in unhandled(e, handled)]
+    notes += [f"{workspace}: {k} is not carried over to Compose" for k in unhandled(e)]
     escaped: dict[str, Any] = _escaped(svc)
     return escaped
 

@@ -156,9 +156,9 @@ def resolve(
     )
 
 
-def unhandled(essence: dict[str, Any], handled: set[str]) -> list[str]:
-    """Set essence fields that a renderer does not translate (new fields, added after it)."""
-    return sorted(k for k, v in essence.items() if k not in handled and v != ESSENCE_DEFAULTS.get(k, object()))
+def unhandled(essence: dict[str, Any]) -> list[str]:
+    """Set essence fields the cluster renderers do not know (added to the essence after them)."""
+    return sorted(k for k, v in essence.items() if k not in ESSENCE_DEFAULTS and v not in (None, [], {}, "", False))
 
 
 def launch_command(job: ClusterJob, *, is_host: str, rdzv: str, rdzv_id: str, local_addr: str | None = None) -> str:

@@ -182,9 +182,7 @@ def _pod_spec(job: ClusterJob, subdomain: str | None, endpoint: str, notes: list
     pod["containers"] = [container]
     if volumes:
         pod["volumes"] = volumes
-    handled = {"image", "command", "gpus", "capabilities", "shm_size", "ipc", "ulimits", "mounts", "env"}
-    handled |= {"working_dir", "user", "ports", "restart", "init", "labels"}
-    notes += [f"{k}: not carried over to Kubernetes" for k in unhandled(e, handled)]
+    notes += [f"{k}: not carried over to Kubernetes" for k in unhandled(e)]
     return pod
 
 

@@ -262,9 +262,7 @@ def _render_docker(job: ClusterJob, output: str) -> BatchScript:
     notes: list[str] = []
     e = job.essence
     task = _docker_task(job, notes)
-    handled = {"image", "command", "gpus", "capabilities", "shm_size", "ipc", "ulimits", "mounts", "env"}
-    handled |= {"working_dir", "user", "ports", "restart", "init", "labels"}
-    notes += [f"{k}: not carried over to the docker runtime on Slurm" for k in unhandled(e, handled)]
+    notes += [f"{k}: not carried over to the docker runtime on Slurm" for k in unhandled(e)]
     lines = _header(job, "docker", output)
     lines += [f"# ngcws note: {n}" for n in notes]
     lines += _rendezvous(job)
@@ -323,9 +321,7 @@ def _render_pyxis(job: ClusterJob, output: str) -> BatchScript:
     if e["capabilities"]:
         env["NVIDIA_DRIVER_CAPABILITIES"] = ",".join(e["capabilities"])
     mounts = [m for m in (_pyxis_mount(m, notes) for m in e["mounts"]) if m]
-    handled = {"image", "command", "gpus", "capabilities", "shm_size", "ipc", "ulimits", "mounts", "env"}
-    handled |= {"working_dir", "user", "ports", "restart", "init", "labels"}
-    notes += [f"{k}: not carried over to pyxis" for k in unhandled(e, handled)]
+    notes += [f"{k}: not carried over to pyxis" for k in unhandled(e)]
 
     lines = _header(job, "pyxis", output)
     lines += [f"# ngcws note: {n}" for n in notes]

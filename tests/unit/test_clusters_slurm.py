@@ -200,3 +200,34 @@ def test_slurm_block_validation(tmp_path: Path, slurm_block: str, message: str) 
     )
     with pytest.raises(ConfigError, match=message):
         job_of(tmp_path, text)
+
+
+def test_a_field_added_to_the_essence_later_is_reported_not_dropped(tmp_path: Path) -> None:
+    import dataclasses
+
+    from ngcws.clusters import compose, k8s
+
+    job = job_of(tmp_path)
+    newer = dataclasses.replace(job, essence={**job.essence, "cap_add": ["SYS_PTRACE"], "devices": []})
+    for runtime in ("pyxis", "docker"):
+        assert any(n.startswith("cap_add: not carried over") for n in script(newer, runtime).notes)
+        assert not any(n.startswith("devices") for n in script(newer, runtime).notes)  # unset: nothing to say
+    assert any(n.startswith("cap_add: not carried over") for n in k8s.render(newer, "indexed-job").notes)
+    assert compose.service(newer.essence, "n", notes := [], "train") and notes == [
+        "train: cap_add is not carried over to Compose"
+    ]
+
+
+def test_auto_runtime_detects_pyxis_from_srun_help(tmp_path: Path) -> None:
+    import sys
+
+    from tests.unit.clusters_helpers import project_file
+
+    project_file(tmp_path)
+    env = {**os.environ, "PATH": f"{FAKES}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ngcws", "submit", "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pyxis runtime" in done.stdout and "--container-image='nvcr.io#nvidia/pytorch:23.08-py3'" in done.stdout
+    assert "warning: shm_size: 16g is not enforceable under pyxis" in done.stderr
