@@ -112,6 +112,14 @@ def test_cancel_leaves_no_container_on_either_node(job_project: Workspace) -> No
         time.sleep(0.5)
     nodes = sorted(str(c["Labels"]["ngcws.slurm-node"]) for c in running)  # type: ignore[index]
     assert nodes == ["n1", "n2"]
+    from ngcws.engine import Engine
+
+    for container in running:  # what the file says reached each node's engine
+        host = (Engine().inspect_container(str(container["Id"])) or {})["HostConfig"]
+        assert host["NetworkMode"] == "host" and host["ShmSize"] == 256 * 1024**2
+        assert host["DeviceRequests"][0]["DeviceIDs"] == ["0"]  # the global id Slurm gave the step
+        assert {"Name": "stack", "Soft": 67108864, "Hard": 67108864} in host["Ulimits"]
+        assert any(m["Target"] == "/workspace" and m["Type"] == "bind" for m in host["Mounts"])
     job_project.ok("jobs", "cancel", job_id, timeout=180)
     assert _state(job_project, job_id) == "CANCELLED"
     assert _job_containers({"ngcws.slurm-job": job_id}) == []
