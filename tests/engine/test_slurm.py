@@ -146,3 +146,15 @@ def test_a_failed_node_stops_the_job_and_leaves_no_container(job_project: Worksp
     assert _state(job_project, job_id) == "FAILED"
     # Node 0's task was killed outright (--kill-on-bad-exit); its container did not outlive it.
     assert _job_containers({"ngcws.slurm-job": job_id}) == []
+
+
+def test_slurm_refusals_are_messages(job_project: Workspace) -> None:
+    text = (job_project.dir / "ngcws.yaml").read_text().replace('time: "00:10:00"', 'time: "00:10:00", partition: nope')
+    (job_project.dir / "ngcws.yaml").write_text(text)
+    refused = job_project.ngcws("submit")
+    assert refused.returncode == 1
+    assert b"error: sbatch failed (submitting the job)" in refused.stderr and b"partition" in refused.stderr
+    assert b"Traceback" not in refused.stderr
+    assert list((job_project.dir / ".ngcws" / "jobs").glob("*.sbatch")) == []  # no script left for no job
+    unknown = job_project.ngcws("jobs", "cancel", "999999")
+    assert unknown.returncode == 2 and b"was not submitted from this project" in unknown.stderr

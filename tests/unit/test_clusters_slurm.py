@@ -231,3 +231,21 @@ def test_auto_runtime_detects_pyxis_from_srun_help(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "pyxis runtime" in done.stdout and "--container-image='nvcr.io#nvidia/pytorch:23.08-py3'" in done.stdout
     assert "warning: shm_size: 16g is not enforceable under pyxis" in done.stderr
+
+
+def test_submit_without_slurm_says_so(tmp_path: Path) -> None:
+    import sys
+
+    from tests.unit.clusters_helpers import project_file
+
+    project_file(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "ngcws", "submit", "--runtime", "docker"],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": str(tmp_path / "no-slurm-here")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "error: sbatch not found: submitting the job needs Slurm's commands on PATH" in done.stderr
+    assert "Traceback" not in done.stderr
