@@ -43,8 +43,11 @@ def _gpus(essence: dict[str, Any]) -> dict[str, Any] | None:
     return {"resources": {"reservations": {"devices": [device]}}}
 
 
-def service(essence: dict[str, Any], name: str, notes: list[str], workspace: str) -> dict[str, Any]:
-    """One workspace's Compose service."""
+def service(
+    essence: dict[str, Any], name: str, notes: list[str], workspace: str, secret: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One workspace's Compose service; the ``secret`` env names are read from the environment of
+    ``docker compose up`` (their values, or digests, are never written)."""
     e = essence
     svc: dict[str, Any] = {"image": e["image"], "container_name": name, "network_mode": "bridge"}
     svc["command"] = list(e["command"]) if e["command"] is not None else list(KEEPALIVE)
@@ -90,6 +93,10 @@ def service(essence: dict[str, Any], name: str, notes: list[str], workspace: str
         svc["deploy"] = deploy
     notes += [f"{workspace}: {k} is not carried over to Compose" for k in unhandled(e)]
     escaped: dict[str, Any] = _escaped(svc)
+    for key in secret:
+        escaped["environment"][key] = f"${{{key}:?{key} is a secret: set it in the environment of docker compose}}"
+    if secret:
+        notes.append(f"{workspace}: {', '.join(secret)} are secrets, taken from the environment of `docker compose up`")
     return escaped
 
 
@@ -111,7 +118,7 @@ def render(desired: DesiredState) -> ComposeFile:
     volumes: dict[str, Any] = {}
     for ws in desired.workspaces:
         c = desired.containers[ws]
-        services[ws] = service(c.essence, c.name, notes, ws)
+        services[ws] = service(c.essence, c.name, notes, ws, c.secret_env)
         for volume in c.volumes:
             volumes[volume] = {"name": volume}
         if c.host_user is not None:

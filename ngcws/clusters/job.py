@@ -56,6 +56,13 @@ class ClusterJob:
     slurm: Slurm
     kubernetes: Kubernetes
     user_is_host: bool = False  # user: host (the submitter), which pyxis honours as it is
+    #: env names whose values are secret (ngcws.redact): never written into a script or manifest.
+    secret_env: frozenset[str] = frozenset()
+
+    @property
+    def secret_values(self) -> dict[str, str]:
+        """The secret env values, for the environment of the process that submits the job."""
+        return {k: v for k, v in self.essence["env"].items() if k in self.secret_env}
 
     @property
     def name(self) -> str:
@@ -153,6 +160,7 @@ def resolve(
         slurm=distributed.slurm,
         kubernetes=distributed.kubernetes,
         user_is_host=model.user == "host",
+        secret_env=frozenset(getattr(project, "secret_env", {}).get(workspace_name, frozenset())) & set(essence["env"]),
     )
 
 

@@ -129,6 +129,12 @@ def _script(job: ClusterJob, endpoint: str, notes: list[str]) -> str:
     return "\n".join(lines).replace("$(", "$$(") + "\n"
 
 
+def _env_var(job: ClusterJob, name: str, value: str) -> dict[str, Any]:
+    if name in job.secret_env:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": f"{job.name}-env", "key": name}}}
+    return {"name": name, "value": value}
+
+
 def _pod_spec(job: ClusterJob, subdomain: str | None, endpoint: str, notes: list[str]) -> dict[str, Any]:
     e = job.essence
     volumes, mounts = _volumes(job, notes)
@@ -146,7 +152,13 @@ def _pod_spec(job: ClusterJob, subdomain: str | None, endpoint: str, notes: list
     if e["working_dir"]:
         container["workingDir"] = e["working_dir"]
     if env:
-        container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        container["env"] = [_env_var(job, k, v) for k, v in sorted(env.items())]
+    if job.secret_env:
+        literals = " ".join(f"--from-literal={k}=..." for k in sorted(job.secret_env))
+        notes.append(
+            f"env: {', '.join(sorted(job.secret_env))} are secrets, read from the Secret {job.name}-env"
+            f" (never written here): kubectl create secret generic {job.name}-env {literals}"
+        )
     ports = [{"containerPort": job.rdzv_port, "name": "rdzv"}]
     for p in e["ports"]:
         if p["container_port"] != job.rdzv_port:

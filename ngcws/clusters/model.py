@@ -52,7 +52,8 @@ class Slurm(_Strict):
     account: str | None = None
     time: str = Field(
         default="01:00:00",
-        description="Time limit, always written to the script: MINUTES, [D-]HH:MM:SS (never UNLIMITED)",
+        description="Time limit, always written to the script: minutes, [D-]HH:MM:SS (never UNLIMITED)",
+        json_schema_extra={"type": ["string", "integer"]},
     )
     exclusive: bool | None = Field(
         default=None, description="Whole nodes; default: yes for the docker runtime (it is outside Slurm's cgroups)"
@@ -66,11 +67,10 @@ class Slurm(_Strict):
     @field_validator("time", mode="before")
     @classmethod
     def _time(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # minutes, as sbatch reads a bare number
         if not isinstance(value, str):
-            # YAML 1.1 reads an unquoted 01:30 as the number 90 (sexagesimal): refuse numbers.
-            raise ValueError(
-                f'write the time limit as a quoted string, e.g. "04:00:00" or "90" (minutes), got {value!r}'
-            )
+            raise ValueError(f'expected a whole number of minutes or "HH:MM:SS", got {value!r}')
         text = value.strip()
         if text.lower() in ("unlimited", "infinite", "-1"):
             raise ValueError("the time limit must be finite: UNLIMITED jobs wait behind maintenance reservations")

@@ -128,6 +128,9 @@ def _header(job: ClusterJob, runtime: str, output: str) -> list[str]:
         f"#SBATCH --chdir={job.project_dir}",
         "set -euo pipefail",
     ]
+    if job.secret_env:
+        names = ", ".join(sorted(job.secret_env))
+        lines.append(f"# Secrets, from the environment `ngcws submit` gave sbatch (never written here): {names}")
     return lines
 
 
@@ -197,7 +200,9 @@ def _docker_args(job: ClusterJob, notes: list[str]) -> list[str]:
     env = dict(e["env"])
     if e["gpus"] == "none" or not job.gpus_per_node:
         env["NVIDIA_VISIBLE_DEVICES"] = "void"
-    args += [f"-e {_q(f'{k}={v}')}" for k, v in sorted(env.items())]
+    # A secret's value is never written here: `-e NAME` takes it from the task's environment, which
+    # Slurm copied from sbatch's (ngcws submit puts it there).
+    args += [f"-e {k}" if k in job.secret_env else f"-e {_q(f'{k}={v}')}" for k, v in sorted(env.items())]
     passed = ["SLURM_JOB_ID", "SLURM_NNODES", "SLURM_NODEID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS"]
     if job.launcher == "torchrun":
         passed += ["NGCWS_RDZV"]
@@ -329,8 +334,9 @@ def _render_pyxis(job: ClusterJob, output: str) -> BatchScript:
         lines.append("# ulimits: pyxis sets none; Slurm propagates the batch shell's limits to the tasks.")
         lines += ulimit_lines(e["ulimits"], "capped by the node's hard limit")
     lines += _rendezvous(job)
-    if env:
-        lines.append("export " + " ".join(_q(f"{k}={v}") for k, v in sorted(env.items())))
+    public = {k: v for k, v in sorted(env.items()) if k not in job.secret_env}
+    if public:
+        lines.append("export " + " ".join(_q(f"{k}={v}") for k, v in public.items()))
     passed = sorted(env) + (["NGCWS_RDZV"] if job.launcher == "torchrun" else ["MASTER_ADDR", "MASTER_PORT"])
     step = [
         _step(job),

@@ -51,9 +51,11 @@ class JobStatus:
     output: str
 
 
-def _run(args: list[str], doing: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], doing: str, *, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
     except FileNotFoundError:
         raise SchedulerError(
             f"{args[0]} not found: {doing} needs Slurm's commands on PATH",
@@ -91,7 +93,9 @@ def submit(job: ClusterJob, script: slurm.BatchScript) -> JobRecord:
     pending = directory / f"{job.name}-submitting-{os.getpid()}.sbatch"
     pending.write_text(script.text)
     try:
-        done = _run(["sbatch", "--parsable", str(pending)], "submitting the job")
+        # Secret env values reach the job through sbatch's environment (--export=ALL), not the script.
+        env = {**os.environ, **job.secret_values} if job.secret_env else None
+        done = _run(["sbatch", "--parsable", "--export=ALL", str(pending)], "submitting the job", env=env)
     except SchedulerError:
         pending.unlink(missing_ok=True)
         raise

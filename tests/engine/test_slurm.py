@@ -23,7 +23,8 @@ dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
 t = torch.tensor([float(rank + 1)])
 dist.all_reduce(t)
-print(f"allreduce rank={rank} world={world} sum={t.item():g} node={os.environ['SLURM_NODEID']}", flush=True)
+secret = "ok" if os.environ.get("WANDB_API_KEY") == "s3cret-value" else "missing"
+print(f"allreduce rank={rank} world={world} sum={t.item():g} node={os.environ['SLURM_NODEID']} secret={secret}", flush=True)
 if len(sys.argv) > 1:
     time.sleep(float(sys.argv[1]))
 dist.destroy_process_group()
@@ -58,7 +59,7 @@ def job_project(slurm: str, testbed: dict[str, str], tmp_path: Path) -> Iterator
     ulimits: {{stack: 67108864}}
     mounts: [".:/workspace"]
     working_dir: /workspace
-    env: {{NCCL_DEBUG: WARN}}
+    env: {{NCCL_DEBUG: WARN, WANDB_API_KEY: s3cret-value}}
 distributed:
   nodes: 2
   command: [allreduce.py]
@@ -90,14 +91,17 @@ def test_two_node_torchrun_allreduce_on_the_docker_runtime(job_project: Workspac
     assert job_id.isdigit()
     output = job_project.ok("jobs", "logs", job_id, "-f", timeout=600)
     # Both nodes' ranks took part: world size 2, 1 + 2 summed across the nodes.
-    assert "allreduce rank=0 world=2 sum=3 node=0" in output, output
-    assert "allreduce rank=1 world=2 sum=3 node=1" in output, output
+    # Both nodes got the secret env value, which no file on disk holds.
+    assert "allreduce rank=0 world=2 sum=3 node=0 secret=ok" in output, output
+    assert "allreduce rank=1 world=2 sum=3 node=1 secret=ok" in output, output
     assert _state(job_project, job_id) == "COMPLETED"
     assert _job_containers({"ngcws.slurm-job": job_id}) == []
     jobs = job_project.dir / ".ngcws" / "jobs"
     script = jobs / f"ngcws-{job_project.name}-train-{job_id}.sbatch"
     assert (jobs / f"ngcws-{job_project.name}-train-{job_id}.out").is_file()
     assert "--network host" in script.read_text() and "#SBATCH --exclusive" in script.read_text()
+    for kept in jobs.iterdir():
+        assert "s3cret-value" not in kept.read_text(), kept
 
 
 def test_cancel_leaves_no_container_on_either_node(job_project: Workspace) -> None:

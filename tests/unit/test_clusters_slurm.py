@@ -176,6 +176,12 @@ def test_resolution_errors(tmp_path: Path, change: tuple[str, str], message: str
         job_of(tmp_path, LLM.replace(*change))
 
 
+@pytest.mark.parametrize(("written", "emitted"), [("90", "90"), ("1:30:00", "1:30:00"), ('"2-00:00:00"', "2-00:00:00")])
+def test_time_limits(tmp_path: Path, written: str, emitted: str) -> None:
+    text = LLM.replace('time: "04:00:00"', f"time: {written}")
+    assert f"#SBATCH --time={emitted}\n" in script(job_of(tmp_path, text), "docker").text
+
+
 def test_a_workspace_without_distributed_is_refused(tmp_path: Path) -> None:
     text = "workspaces:\n  a: {image: nvcr.io/nvidia/pytorch:23.08-py3}\n"
     with pytest.raises(UsageError, match="no distributed: block"):
@@ -186,7 +192,7 @@ def test_a_workspace_without_distributed_is_refused(tmp_path: Path) -> None:
     ("slurm_block", "message"),
     [
         ('{time: "UNLIMITED"}', "must be finite"),
-        ("{time: 1:30:00}", "quoted string"),  # YAML 1.1: the number 5400
+        ("{time: 1.5}", "whole number of minutes"),
         ("{time: soon}", "expected MINUTES"),
         ("{runtime: docker, exclusive: false}", "needs whole nodes"),
         ("{sbatch: {nodes: 3}}", "set by ngcws"),
@@ -249,3 +255,39 @@ def test_submit_without_slurm_says_so(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "error: sbatch not found: submitting the job needs Slurm's commands on PATH" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_secret_values_are_never_written(tmp_path: Path) -> None:
+    from ngcws.clusters import k8s
+
+    text = LLM.replace('MSG: "it\'s $$HOME"', "MSG: hi, WANDB_API_KEY: s3cret-value")
+    job = job_of(tmp_path, text)
+    assert job.secret_env == {"WANDB_API_KEY"} and job.secret_values == {"WANDB_API_KEY": "s3cret-value"}
+    for runtime in ("pyxis", "docker"):
+        batch = script(job, runtime)
+        assert "s3cret-value" not in batch.text
+        assert "# Secrets, from the environment `ngcws submit` gave sbatch" in batch.text
+    assert "-e WANDB_API_KEY \\" in script(job, "docker").task
+    assert "WANDB_API_KEY" in script(job, "pyxis").text.split("--container-env=")[1].split()[0]
+    manifest = k8s.render(job, "indexed-job")
+    assert "s3cret-value" not in manifest.text
+    env = manifest.documents[1]["spec"]["template"]["spec"]["containers"][0]["env"]
+    secret_ref = {"secretKeyRef": {"name": "ngcws-llm-train-env", "key": "WANDB_API_KEY"}}
+    assert {"name": "WANDB_API_KEY", "valueFrom": secret_ref} in env
+
+
+def test_compose_export_reads_secrets_from_the_environment(tmp_path: Path) -> None:
+    import sys
+
+    from tests.unit.clusters_helpers import project_file
+
+    project_file(tmp_path, LLM.replace('MSG: "it\'s $$HOME"', "MSG: hi, WANDB_API_KEY: s3cret-value"))
+    done = subprocess.run(
+        [sys.executable, "-m", "ngcws", "export", "compose"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "s3cret-value" not in done.stdout and "secret:hmac" not in done.stdout
+    import yaml
+
+    env = yaml.safe_load(done.stdout)["services"]["train"]["environment"]
+    assert env["WANDB_API_KEY"].startswith("${WANDB_API_KEY:?WANDB_API_KEY is a secret")
