@@ -181,6 +181,8 @@ def _pod_spec(job: ClusterJob, subdomain: str | None, endpoint: str, notes: list
         uid, _, gid = ("0" if user == "root" else user).partition(":")
         if uid.isdigit() and (not gid or gid.isdigit()):
             pod["securityContext"] = {"runAsUser": int(uid), **({"runAsGroup": int(gid)} if gid else {})}
+            if job.user_is_host:
+                notes.append(f"user: host runs as {user} without the passwd entry and home folder ngcws up writes")
         else:
             notes.append(f"user: {user} is not carried over: Kubernetes needs numeric ids (runAsUser)")
     if e["ipc"] == "host":

@@ -195,6 +195,8 @@ def _docker_args(job: ClusterJob, notes: list[str]) -> list[str]:
             notes.append(f"mounts: the named volume {m['source']} is a separate volume on each node")
     if e["user"] is not None:
         args.append(f"--user {_q(e['user'])}")
+    if job.user_is_host:
+        notes.append(f"user: host runs as {e['user']} without the passwd entry and home folder ngcws up writes")
     if e["working_dir"] is not None:
         args.append(f"-w {_q(e['working_dir'])}")
     env = dict(e["env"])
