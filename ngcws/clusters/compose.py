@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ngcws.clusters.job import unhandled
-from ngcws.spec import KEEPALIVE, DesiredState
+from ngcws.spec import KEEPALIVE, DesiredState, device_requests
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ def _gpus(essence: dict[str, Any]) -> dict[str, Any] | None:
     gpus = essence["gpus"]
     if gpus == "none":
         return None
-    device: dict[str, Any] = {"capabilities": ["gpu", *(essence["capabilities"] or [])]}
+    # The capabilities in the order ngcws up (and docker run --gpus) sends them.
+    request = device_requests(gpus, essence["capabilities"])[0]
+    device: dict[str, Any] = {"capabilities": list(request["Capabilities"][0])}
     if gpus == "all":
         device["count"] = "all"
     elif isinstance(gpus, int):
