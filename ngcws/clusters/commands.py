@@ -55,7 +55,7 @@ def submit(
     ] = None,
 ) -> None:
     """Run a workspace as a multi-node Slurm job (pyxis where installed, else docker on each node)."""
-    from ngcws.clusters import slurmctl
+    import ngcws.clusters.slurmctl as slurmctl
 
     if runtime is not None and runtime not in ("auto", "pyxis", "docker"):
         raise UsageError(f"--runtime {runtime}: expected auto, pyxis or docker")
@@ -83,7 +83,7 @@ def jobs(ctx: typer.Context, format: Annotated[str, typer.Option("--format", hel
     import json
     from dataclasses import asdict
 
-    from ngcws.clusters import slurmctl
+    import ngcws.clusters.slurmctl as slurmctl
 
     if format not in ("table", "json"):
         raise UsageError(f"--format {format}: expected table or json")
@@ -106,7 +106,7 @@ def jobs_logs(
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Follow until the job ends")] = False,
 ) -> None:
     """The job's output (both nodes' tasks, as Slurm collects it)."""
-    from ngcws.clusters import slurmctl
+    import ngcws.clusters.slurmctl as slurmctl
 
     record = slurmctl.record_of(str(_project(ctx).directory), job)
     raise typer.Exit(slurmctl.follow_output(record, follow))
@@ -115,7 +115,7 @@ def jobs_logs(
 @jobs_app.command("cancel")
 def jobs_cancel(ctx: typer.Context, job: Annotated[str, typer.Argument(help="Job id")]) -> None:
     """Cancel a job and wait until its tasks (and their containers) are gone from every node."""
-    from ngcws.clusters import slurmctl
+    import ngcws.clusters.slurmctl as slurmctl
 
     record = slurmctl.record_of(str(_project(ctx).directory), job)
     state = slurmctl.cancel(record)
@@ -133,7 +133,7 @@ def export_k8s(
     nodes: Annotated[int | None, typer.Option("--nodes", "-N", help="Nodes (overrides distributed.nodes)")] = None,
 ) -> None:
     """Kubernetes manifests: an Indexed Job + headless Service, or a JobSet."""
-    from ngcws.clusters import k8s
+    import ngcws.clusters.k8s as k8s
 
     if kind is not None and kind not in ("indexed-job", "jobset"):
         raise UsageError(f"--kind {kind}: expected indexed-job or jobset")
@@ -149,7 +149,7 @@ def export_compose(
     output: Annotated[str | None, typer.Option("-o", "--output", help="File to write (default: stdout)")] = None,
 ) -> None:
     """A docker-compose.yml whose `docker compose up` creates what `ngcws up` creates."""
-    from ngcws.clusters import compose
+    import ngcws.clusters.compose as compose
     from ngcws.state import load_state
 
     g = ctx.find_root().obj
