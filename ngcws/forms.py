@@ -28,6 +28,7 @@ WORKSPACE_FIELDS = {
     "labels": MAP_OR_LIST,
     "gpu_request": "auto, device-requests, runtime or cdi",
     "ignore_changes": "a list of paths in the container ('/opt/scratch') or names ('*.log')",
+    "distributed": "a map with nodes, gpus_per_node, procs_per_node, launcher, command, rdzv_port, slurm, kubernetes",
     "cap_add": "a list of Linux capability names such as [IPC_LOCK, SYS_ADMIN]",
     "cap_drop": "a list of Linux capability names such as [NET_RAW]",
     "cpus": "a number of CPUs such as 1.5",
@@ -90,9 +91,35 @@ KINDS = {
 }
 
 
+#: The ``distributed:`` block (top level or in a workspace), by path inside it.
+DISTRIBUTED_FIELDS = {
+    ("nodes",): "a whole number, 1 or more",
+    ("gpus_per_node",): "a whole number, 0 or more",
+    ("procs_per_node",): "a whole number, 1 or more",
+    ("launcher",): "torchrun or srun",
+    ("command",): "a command as one string or a list of strings",
+    ("rdzv_port",): "a port number, 1 to 65535",
+    ("slurm",): "a map with runtime, partition, account, time, exclusive, sbatch",
+    ("slurm", "runtime"): "auto, pyxis or docker",
+    ("slurm", "partition"): "a partition name",
+    ("slurm", "account"): "an account name",
+    ("slurm", "time"): 'minutes (90), "HH:MM:SS" or "D-HH:MM:SS"',
+    ("slurm", "exclusive"): "true or false",
+    ("slurm", "sbatch"): "a map of sbatch long option names to values",
+    ("kubernetes",): "a map with kind, namespace, image_pull_secret, volumes",
+    ("kubernetes", "kind"): "indexed-job or jobset",
+    ("kubernetes", "namespace"): "a Kubernetes name: lower-case letters, digits and -",
+    ("kubernetes", "image_pull_secret"): "a Kubernetes name: lower-case letters, digits and -",
+    ("kubernetes", "volumes"): "a map of host paths to {pvc: NAME} or {host_path: PATH}",
+}
+
+
 def expected(loc: tuple[str | int, ...], key: bool = False) -> str | None:
     """The accepted forms of the value at ``loc`` (of its name, with ``key``), in words; None for a
     field this table does not know (the caller says it from the error's kind)."""
+    if "distributed" in loc:
+        inner = tuple(str(part) for part in loc[loc.index("distributed") + 1 :])
+        return WORKSPACE_FIELDS["distributed"] if not inner else DISTRIBUTED_FIELDS.get(inner[:2])
     if loc == ("name",):
         return "a project name: lower-case letters, digits, _ and -, starting with a letter or a digit"
     if loc[:1] != ("workspaces",) or len(loc) == 1:

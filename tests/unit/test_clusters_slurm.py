@@ -291,3 +291,19 @@ def test_compose_export_reads_secrets_from_the_environment(tmp_path: Path) -> No
 
     env = yaml.safe_load(done.stdout)["services"]["train"]["environment"]
     assert env["WANDB_API_KEY"].startswith("${WANDB_API_KEY:?WANDB_API_KEY is a secret")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (("  nodes: 2\n", "  nodes: many\n"), "distributed.nodes: expected a whole number, 1 or more, got 'many'"),
+        (("  nodes: 2\n", "  nodes: 2\n  launcher: mpi\n"), "distributed.launcher: expected torchrun or srun"),
+        (
+            ('time: "04:00:00"', 'time: "04:00:00", runtime: enroot'),
+            "distributed.slurm.runtime: expected auto, pyxis or docker",
+        ),
+    ],
+)
+def test_distributed_errors_in_words(tmp_path: Path, change: tuple[str, str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        job_of(tmp_path, LLM.replace(*change))
