@@ -93,6 +93,7 @@ def test_variants_validate(tmp_path: Path, launcher: str) -> None:
         .replace("    shm_size: 16g\n", "    ipc: host\n    ports: ['8888:8888']\n    labels: {team: a}\n")
         .replace("    user: host\n", "    user: root\n    gpus: none\n")
         .replace("    gpus: all\n", "")
+        .replace("    capabilities: [compute, utility]\n", "")
         .replace("  gpus_per_node: 1\n", "")
     )
     for kind in ("indexed-job", "jobset"):
