@@ -34,6 +34,10 @@ def run_up(
         UpOptions(pull, force_recreate, no_recreate, remove_orphans, take_over=take_over),
         preflight=not skip_preflight,
     )
+    from ngcws.intent import clear_stopped
+
+    identity = controller.identity
+    clear_stopped(identity.project, identity.directory, controller.state.select(workspaces))
     if not plan.changes:
         print("up to date", file=sys.stderr)
     return 0

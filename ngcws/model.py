@@ -442,6 +442,10 @@ def _cpus(value: Any) -> float:
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$")
 
 
+#: A restart_on entry: relative, inside the project folder (no leading / or ~, no .. segment).
+RESTART_ON_PATTERN = r"^(?![/~])(?!(.*/)?\.\.(/|$)).+$"
+
+
 class Workspace(_Strict):
     """One container: an NGC image with the GPUs, memory settings, mounts and env it needs."""
 
@@ -490,6 +494,20 @@ class Workspace(_Strict):
         description="Paths in the container whose changes are never work to keep (added to the built-in list: "
         "caches, /tmp, bytecode); '/opt/scratch' from the root, '*.log' by name. See docs/safety.md",
     )
+    restart_on: list[str] = Field(
+        default_factory=list,
+        description='Under `ngcws up --watch`: paths (globs relative to this file, e.g. "src/**/*.py") whose '
+        "changes restart the workspace",
+        json_schema_extra={"items": {"type": "string", "pattern": RESTART_ON_PATTERN}},
+    )
+
+    @field_validator("restart_on")
+    @classmethod
+    def _relative_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern or pattern.startswith(("/", "~")) or ".." in pattern.split("/"):
+                raise ValueError(f"restart_on: {pattern!r} must be a path relative to ngcws.yaml's folder, inside it")
+        return patterns
 
     network_mode: Annotated[
         str | None,
