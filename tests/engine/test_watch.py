@@ -379,3 +379,13 @@ def test_the_watcher_follows_the_engine_through_a_restart(
     assert watcher.proc.poll() is None
     watcher.kill()
     assert project.containers() == []  # the shared engine never saw this project
+
+
+def test_an_override_file_created_later_is_followed(project: Workspace, testbed: dict[str, str], watch: Any) -> None:
+    project.write(tiny(testbed, "    shm_size: 64m\n"))
+    watcher = watch()
+    watcher.wait_for("start train: new container")
+    (project.dir / "ngcws.override.yaml").write_text("workspaces:\n  train:\n    shm_size: 256m\n")
+    watcher.wait_for("ngcws.override.yaml changed")
+    watcher.wait_for("recreate train: shm_size 64m → 256m")
+    wait_until(lambda: (c := running(project)) is not None and c["HostConfig"]["ShmSize"] == 256 * 2**20, "256m")
