@@ -259,6 +259,7 @@ NEEDS: dict[str, dict[str, object]] = {"memswap_limit": {"mem_limit": "8g"}}
 NOT_HASHED = {
     "pull": "when to pull, not what runs: a changed policy must not recreate",
     "ignore_changes": "what the lost-work guard may throw away, read from the file at each up",
+    "restart_on": "what a watcher restarts the workspace for, not what runs: editing it never recreates",
 }
 
 
@@ -283,6 +284,7 @@ def test_every_model_field_reaches_the_spec_hash(tmp_path: Path) -> None:
         assert spec_hash(**needs, **{field: value}) != spec_hash(**needs), f"{field}: {value!r} changes nothing"
     assert spec_hash(pull="always") == spec_hash(pull="never") == base
     assert spec_hash(ignore_changes=["/root/.cache"]) == base
+    assert spec_hash(restart_on=["src/**/*.py"]) == base
 
 
 @pytest.mark.parametrize(
