@@ -37,7 +37,8 @@ def run_up(
     from ngcws.intent import clear_stopped
 
     identity = controller.identity
-    clear_stopped(identity.project, identity.directory, controller.state.select(workspaces))
+    started = [n for n in workspaces or controller.every if n in controller.state.containers]  # orphans aside
+    clear_stopped(identity.project, identity.directory, started)
     if not plan.changes:
         print("up to date", file=sys.stderr)
     return 0
