@@ -226,6 +226,13 @@ def init(
 
 # --- reconciling ----------------------------------------------------------------------------------
 
+RemoveOrphansOpt = Annotated[
+    bool, typer.Option("--remove-orphans", help="Remove containers of workspaces no longer in the file")
+]
+DownOnExitOpt = Annotated[
+    bool, typer.Option("--down-on-exit", help="With --watch: remove the workspaces when watching stops")
+]
+
 
 @app.command()
 def up(
@@ -234,14 +241,24 @@ def up(
     pull: PullOpt = None,
     force_recreate: Annotated[bool, typer.Option("--force-recreate", help="Recreate even if nothing changed")] = False,
     no_recreate: Annotated[bool, typer.Option("--no-recreate", help="Never recreate existing containers")] = False,
-    remove_orphans: Annotated[
-        bool, typer.Option("--remove-orphans", help="Remove containers of workspaces no longer in the file")
+    remove_orphans: RemoveOrphansOpt = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep reconciling: follow ngcws.yaml, its env files and the engine")
     ] = False,
     skip_preflight: SkipPreflight = False,
     take_over: TakeOverOpt = False,
+    down_on_exit: DownOnExitOpt = False,
 ) -> None:
     """Create, start or recreate workspace containers so they match ngcws.yaml."""
     g = _globals(ctx)
+    if watch or down_on_exit:
+        from ngcws.watchcli import run_watch
+
+        if not watch:
+            raise UsageError("--down-on-exit needs --watch")
+        if workspaces or force_recreate or no_recreate or pull or skip_preflight or take_over:
+            raise UsageError("--watch follows every workspace with the file's pull policy; drop the other options")
+        raise typer.Exit(run_watch(g.file, g.project_name, remove_orphans, down_on_exit))
     from ngcws.commands import run_up
 
     raise typer.Exit(
@@ -257,6 +274,15 @@ def up(
             take_over,
         )
     )
+
+
+@app.command("watch")
+def watch_(ctx: typer.Context, remove_orphans: RemoveOrphansOpt = False, down_on_exit: DownOnExitOpt = False) -> None:
+    """`ngcws up --watch`: reconcile, then keep the engine matching ngcws.yaml until Ctrl-C."""
+    from ngcws.watchcli import run_watch
+
+    g = _globals(ctx)
+    raise typer.Exit(run_watch(g.file, g.project_name, remove_orphans, down_on_exit))
 
 
 @app.command()
@@ -288,7 +314,8 @@ def down(
     volumes: Annotated[bool, typer.Option("-v", "--volumes", help="Also remove the project's named volumes")] = False,
     remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Remove even containers holding unsaved work (see `ngcws diff`)")
+        bool,
+        typer.Option("--force", help="Remove even containers holding unsaved work or running exec sessions"),
     ] = False,
     take_over: TakeOverOpt = False,
 ) -> None:
@@ -344,7 +371,17 @@ def ps(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help=
 
     if format not in ("table", "json"):
         raise UsageError(f"--format {format}: expected table or json")
-    Console().table(_labels_controller(ctx).status(), format)
+    controller = _labels_controller(ctx)
+    Console().table(controller.status(), format)
+    if format == "table":
+        from ngcws.lock import running_watcher
+
+        watcher = running_watcher(controller.identity.project, controller.identity.directory)
+        if watcher:
+            import time
+
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(watcher["since"]))
+            print(f"watcher: pid {watcher['pid']:.0f}, since {since}")
 
 
 @app.command()
@@ -354,8 +391,17 @@ def pull(ctx: typer.Context, workspaces: Workspaces = None) -> None:
 
 
 def _lifecycle(ctx: typer.Context, verb: str, workspaces: list[str] | None) -> None:
-    for name in _labels_controller(ctx).lifecycle(verb, workspaces):
+    from ngcws.intent import clear_stopped, mark_stopped
+
+    controller = _labels_controller(ctx)
+    selected = controller.state.select(workspaces)
+    identity = controller.identity
+    if verb == "stop":  # recorded first: a watcher must not take the stop for a crash
+        mark_stopped(identity.project, identity.directory, selected)
+    for name in controller.lifecycle(verb, workspaces):
         print(f"{verb} {name}", file=sys.stderr)
+    if verb != "stop":
+        clear_stopped(identity.project, identity.directory, selected)
 
 
 @app.command()

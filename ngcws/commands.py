@@ -34,6 +34,11 @@ def run_up(
         UpOptions(pull, force_recreate, no_recreate, remove_orphans, take_over=take_over),
         preflight=not skip_preflight,
     )
+    from ngcws.intent import clear_stopped
+
+    identity = controller.identity
+    started = [n for n in workspaces or controller.every if n in controller.state.containers]  # orphans aside
+    clear_stopped(identity.project, identity.directory, started)
     if not plan.changes:
         print("up to date", file=sys.stderr)
     return 0

@@ -6,7 +6,7 @@ What happens is reported through a :class:`Reporter`, which the CLI renders.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,6 +80,10 @@ def short_error(message: str) -> str:
     """
     parts = message.removesuffix(": unknown").split(": ")
     return ": ".join(parts[-2:])
+
+
+#: Sees the final plan before anything but pulls is applied; returns what may be applied.
+Admit = Callable[[Plan], Plan]
 
 
 class Controller:
@@ -175,7 +179,11 @@ class Controller:
 
     # --- commands -----------------------------------------------------------------------------
 
-    def up(self, names: list[str] | None, options: UpOptions, preflight: bool = True) -> Plan:
+    def up(
+        self, names: list[str] | None, options: UpOptions, preflight: bool = True, admit: Admit | None = None
+    ) -> Plan:
+        """Apply the plan. The guard holds back what would lose work, or ``admit`` (the watcher's,
+        which reports what is held back and waits) decides what of the plan to apply now."""
         names, orphans = self._orphans_named(names, options)
         desired = [] if orphans and not names else self.desired(self.state.select(names))
         every = self.every
@@ -191,6 +199,8 @@ class Controller:
                     desired, every, self.observe(desired), self.identity.directory, replace(options, pulls_done=True)
                 )
                 plan = Plan((*pulls, *plan.actions), plan.warnings)
+            if admit is not None:
+                plan = admit(plan)
             making = [a.desired for a in plan.actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired]
             if preflight and any(a.kind in (Kind.CREATE, Kind.RECREATE, Kind.START) for a in plan.actions):
                 self.preflight(making, plan)
@@ -201,8 +211,10 @@ class Controller:
 
                 for note in gpu_notes(self.facts, making, self.identity.directory, self.desired(self.every)):
                     self.reporter.warning(note)
-            forced = self._forced([*(names or []), *orphans], plan, options)
-            held = self._guard(plan, "recreate", forced)
+            held: dict[str, Hold] = {}
+            if admit is None:
+                forced = self._forced([*(names or []), *orphans], plan, options)
+                held = self._guard(plan, "recreate", forced)
             for action in plan.actions:
                 if action.kind is not Kind.PULL and action.workspace not in held:
                     self._apply(action)
@@ -434,14 +446,19 @@ class Controller:
         A dead container is one whose removal the engine already began (and could not finish):
         its layer was given up then, and the engine can no longer read it, so it holds nothing.
         """
-        doomed = [
-            a.container
-            for a in plan.actions
-            if a.kind in (Kind.RECREATE, Kind.REMOVE)
-            and a.container
-            and a.container.state != "dead"
-            and a.workspace not in forced
-        ]
+        return self.holds(
+            [
+                a.container
+                for a in plan.actions
+                if a.kind in (Kind.RECREATE, Kind.REMOVE)
+                and a.container
+                and a.container.state != "dead"
+                and a.workspace not in forced
+            ]
+        )
+
+    def holds(self, doomed: list[ObservedContainer]) -> list[Hold]:
+        """What holds back destroying ``doomed`` (guard.py)."""
         if not doomed:
             return []
         from ngcws.guard import holds
@@ -525,15 +542,23 @@ class Controller:
             assert want is not None and current is not None
             new_id = self._create(want, f"{current.id[:12]}_{want.name}")
             _step()
-            if current.state != "dead":  # a dead container has no process to stop
+            dead = current.state == "dead"  # no process to stop, and it cannot be renamed: it goes first
+            if dead:
+                self.engine.remove(current.id, force=True)
+            else:
                 self.engine.stop(current.id)
                 _step()
-            self.engine.remove(current.id, force=True)
+                # The old container steps aside and goes only after the new one runs: its removal
+                # (unmounting its layers) is off the path to a running workspace.
+                self.engine.rename(current.id, f"{current.id[:12]}_old_{want.name}")
             _step()
             self.engine.rename(new_id, want.name)
             _step()
             self.engine.start(new_id, want.name)
             _step()
+            if not dead:
+                self.engine.remove(current.id, force=True)
+                _step()
         elif kind is Kind.REMOVE:
             assert current is not None
             if current.state == "removing":

@@ -11,6 +11,7 @@ reaches the user as a traceback.
   x OwnershipError                exit 1  a container ngcws wants to use is not its own
   x LockError                     exit 1  the project lock cannot be taken
     + LockTimeout                 exit 1  another ngcws holds this project's lock for too long
+    + AlreadyWatching             exit 1  another `ngcws up --watch` follows this project and folder
   x NotRunning                    exit 1  exec/shell on a workspace that is not running
   x HeldBack                      exit 1  a recreate or removal would destroy something (guard.py)
   x EngineError                   exit 1  the Docker engine refused or failed a request
@@ -75,6 +76,10 @@ class LockError(NgcwsError):
 
 class LockTimeout(LockError):
     """Another ngcws process holds this project's lock for too long."""
+
+
+class AlreadyWatching(LockError):
+    """One watcher per project and folder."""
 
 
 class NotRunning(NgcwsError):

@@ -64,6 +64,8 @@ def _up_parser() -> _Parser:
     parser.add_argument("--remove-orphans", action="store_true")
     parser.add_argument("--skip-preflight", action="store_true")
     parser.add_argument("--take-over", action="store_true")
+    parser.add_argument("--watch", action="store_true")
+    parser.add_argument("--down-on-exit", action="store_true")
     parser.add_argument("workspaces", nargs="*")
     return parser
 
@@ -83,6 +85,8 @@ def dispatch(argv: list[str]) -> Callable[[], int] | None:
         ns = _up_parser().parse_args(args)
         if any(w.startswith("-") for w in ns.workspaces) or (ns.force_recreate and ns.no_recreate):
             return None
+        if ns.watch or ns.down_on_exit:
+            return None  # typer checks the combination; a watcher's start-up time does not matter
         return lambda: _run_up(ns, file, project)
     except _Unsupported:
         return None

@@ -29,6 +29,7 @@ WORKSPACE_FIELDS = {
     "gpu_request": "auto, device-requests, runtime or cdi",
     "ignore_changes": "a list of paths in the container ('/opt/scratch') or names ('*.log')",
     "distributed": "a map with nodes, gpus_per_node, procs_per_node, launcher, command, rdzv_port, slurm, kubernetes",
+    "restart_on": "a list of paths or globs relative to ngcws.yaml's folder, such as ['src/**/*.py']",
     "cap_add": "a list of Linux capability names such as [IPC_LOCK, SYS_ADMIN]",
     "cap_drop": "a list of Linux capability names such as [NET_RAW]",
     "cpus": "a number of CPUs such as 1.5",

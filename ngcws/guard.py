@@ -30,7 +30,13 @@ def _unsaved_work(engine: Engine, container: ObservedContainer) -> Hold | None:
     return unsaved_work(engine, container)
 
 
-CHECKS: tuple[Check, ...] = (_unsaved_work,)
+def _running_sessions(engine: Engine, container: ObservedContainer) -> Hold | None:
+    from ngcws.sessions import running_sessions
+
+    return running_sessions(engine, container)
+
+
+CHECKS: tuple[Check, ...] = (_unsaved_work, _running_sessions)
 
 
 def holds(engine: Engine, doomed: Iterable[ObservedContainer]) -> list[Hold]:

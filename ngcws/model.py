@@ -443,6 +443,10 @@ def _cpus(value: Any) -> float:
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$")
 
 
+#: A restart_on entry: relative, inside the project folder (no leading / or ~, no .. segment).
+RESTART_ON_PATTERN = r"^(?![/~])(?!(.*/)?\.\.(/|$)).+$"
+
+
 class Workspace(_Strict):
     """One container: an NGC image with the GPUs, memory settings, mounts and env it needs."""
 
@@ -494,6 +498,20 @@ class Workspace(_Strict):
     distributed: Distributed | None = Field(
         default=None, description="Multi-node: ngcws submit (Slurm), ngcws export k8s; over the top-level block"
     )
+    restart_on: list[str] = Field(
+        default_factory=list,
+        description='Under `ngcws up --watch`: paths (globs relative to this file, e.g. "src/**/*.py") whose '
+        "changes restart the workspace",
+        json_schema_extra={"items": {"type": "string", "pattern": RESTART_ON_PATTERN}},
+    )
+
+    @field_validator("restart_on")
+    @classmethod
+    def _relative_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern or pattern.startswith(("/", "~")) or ".." in pattern.split("/"):
+                raise ValueError(f"restart_on: {pattern!r} must be a path relative to ngcws.yaml's folder, inside it")
+        return patterns
 
     network_mode: Annotated[
         str | None,

@@ -69,4 +69,4 @@ RUN_FLAGS: tuple[RunFlag, ...] = (
 BY_FIELD = {row.field: row for row in RUN_FLAGS}
 
 #: Workspace fields of ngcws's own, which no docker run flag spells.
-NGCWS_OWN = ("pull", "gpu_request", "ignore_changes", "distributed")
+NGCWS_OWN = ("pull", "gpu_request", "ignore_changes", "distributed", "restart_on")

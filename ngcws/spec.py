@@ -58,6 +58,7 @@ class DesiredContainer(NamedTuple):
     volumes: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()  # env names whose values are secret: digests in essence and labels
     ignore_changes: tuple[str, ...] = ()  # unsaved.py: never work to keep (not part of the spec)
+    restart_on: tuple[str, ...] = ()  # globs (relative to the project folder) whose changes restart it (--watch)
 
 
 class DesiredState(NamedTuple):
@@ -99,6 +100,7 @@ class DesiredState(NamedTuple):
                     "volumes": tuple(c["volumes"]),
                     "secret_env": tuple(c.get("secret_env", ())),
                     "ignore_changes": tuple(c.get("ignore_changes", ())),
+                    "restart_on": tuple(c.get("restart_on", ())),
                 },
                 host_user=Invoker(**user) if user else None,
             )
@@ -412,6 +414,7 @@ def desired_container(
         volumes=volumes,
         secret_env=secret,
         ignore_changes=tuple(workspace.ignore_changes),
+        restart_on=tuple(workspace.restart_on),
     )
 
 

@@ -12,6 +12,7 @@ from ngcws.errors import (
     ContainerStartError,
     EngineConnectionLost,
     EngineError,
+    EngineUnavailable,
     ImageNotFound,
     NotRunning,
     OwnershipError,
@@ -189,6 +190,42 @@ class Engine:
             response.read()
             return None
         return self._checked(response, doing).json()  # type: ignore[no-any-return]
+
+    def top(self, ref: str, ps_args: str) -> dict[str, Any] | None:
+        """``ps`` of a running container's processes (host pids), or None if it is not running."""
+        response = self.transport.request("GET", path("/containers/{}/top", ref), params={"ps_args": ps_args})
+        if response.status in (404, 409, 500):
+            response.read()
+            return None
+        return dict(self._checked(response, f"list the processes of {ref}").json())
+
+    def exec_running(self, exec_id: str) -> dict[str, Any] | None:
+        """``exec_inspect``, or None when the exec is gone (it ended and the engine forgot it)."""
+        response = self.transport.request("GET", path("/exec/{}/json", exec_id))
+        if response.status == 404:
+            response.read()
+            return None
+        return dict(self._checked(response, f"inspect exec {exec_id}").json())
+
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        """The engine's events from now on, as they happen, until the engine goes away.
+
+        Subscribes at once (an engine that does not answer raises here); the iterator then
+        blocks between events (no polling) and ends with :class:`EngineUnavailable` when the
+        connection drops, as it does when dockerd stops or restarts.
+        """
+        response = self.transport.request("GET", "/events", params={"filters": dict(filters)}, timeout=None)
+        self._checked(response, "follow the engine's events")
+        return self._event_stream(response)
+
+    def _event_stream(self, response: Response) -> Iterator[dict[str, Any]]:
+        try:
+            yield from response.lines()
+        except (OSError, ValueError) as exc:
+            raise self.transport.unavailable(exc) from None
+        finally:
+            response.close()
+        raise EngineUnavailable(f"the Docker engine at {self.transport.host} closed the event stream")
 
     def list_volumes(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}

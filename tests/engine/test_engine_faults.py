@@ -73,7 +73,7 @@ def test_engine_killed_between_create_and_start(
     converged(private_engine, project, None)
 
 
-@pytest.mark.parametrize("step", [1, 2, 3, 4])  # after: create new, stop old, remove old, rename
+@pytest.mark.parametrize("step", [1, 2, 3, 4])  # after: create new, stop old, rename old aside, rename new
 def test_engine_killed_during_a_recreate(
     project: Workspace, testbed: dict[str, str], private_engine: PrivateEngine, step: int
 ) -> None:

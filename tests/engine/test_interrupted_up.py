@@ -39,7 +39,8 @@ def test_ctrl_c_during_a_first_up(project: Workspace, testbed: dict[str, str], s
     converged(project.containers(), project.name, None)
 
 
-@pytest.mark.parametrize("step", [1, 2, 3, 4, 5])  # after: create new, stop old, remove old, rename, start
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5, 6])
+# after: create new, stop old, rename old aside, rename new, start new, remove old
 def test_ctrl_c_during_a_recreate(project: Workspace, testbed: dict[str, str], step: int) -> None:
     project.write(yaml(testbed))
     project.ok("up")

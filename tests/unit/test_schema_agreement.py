@@ -64,6 +64,7 @@ VALID = {
     "init": "    init: false\n",
     "labels map": "    labels: {team: vision, n: 1}\n",
     "labels list": "    labels: [team=vision]\n",
+    "restart_on": "    restart_on: ['src/**/*.py', serve.py, conf/, a..b.py]\n",
     "enroot image": "    image: nvcr.io#nvidia/pytorch:23.08-py3\n",
     "image digest": "    image: nvcr.io/nvidia/pytorch@sha256:" + "a" * 64 + "\n",
 }
@@ -120,6 +121,10 @@ INVALID = {
     "image bad": "    image: Bad Image\n",
     "image number": "    image: 5\n",
     "image empty": "    image: ''\n",
+    "restart_on absolute": "    restart_on: [/etc/x]\n",
+    "restart_on home": "    restart_on: [~/x]\n",
+    "restart_on outside": "    restart_on: [src/../../x]\n",
+    "restart_on not a list": "    restart_on: src\n",
 }
 
 #: Rules JSON Schema cannot express: a shell-like split, uniqueness of a property across list

@@ -260,6 +260,7 @@ NOT_HASHED = {
     "pull": "when to pull, not what runs: a changed policy must not recreate",
     "ignore_changes": "what the lost-work guard may throw away, read from the file at each up",
     "distributed": "how submit and export run it on a cluster, not what ngcws up creates",
+    "restart_on": "what a watcher restarts the workspace for, not what runs: editing it never recreates",
 }
 
 
@@ -285,6 +286,7 @@ def test_every_model_field_reaches_the_spec_hash(tmp_path: Path) -> None:
     assert spec_hash(pull="always") == spec_hash(pull="never") == base
     assert spec_hash(ignore_changes=["/root/.cache"]) == base
     assert spec_hash(distributed={"nodes": 4, "command": ["train.py"]}) == base
+    assert spec_hash(restart_on=["src/**/*.py"]) == base
 
 
 @pytest.mark.parametrize(
