@@ -554,7 +554,13 @@ class Controller:
             _step()
             self.engine.rename(new_id, want.name)
             _step()
-            self.engine.start(new_id, want.name)
+            try:
+                self.engine.start(new_id, want.name)
+            except NgcwsError as exc:
+                if dead:
+                    raise
+                self._roll_back(current, new_id, want.name, exc)
+                raise
             _step()
             if not dead:
                 self.engine.remove(current.id, force=True)
@@ -569,6 +575,24 @@ class Controller:
                 _step()
             self.engine.remove(current.id, force=True, volumes=volumes)
             _step()
+
+    def _roll_back(self, old: ObservedContainer, new_id: str, name: str, failure: NgcwsError) -> None:
+        """The new container of a recreate did not start: put the old one back as it was.
+
+        A recreate must never leave a workspace worse than it found it: the new container (created,
+        never started) is removed, the old one takes its name back and, if it was running, runs
+        again. ``failure`` learns what was kept, for the message.
+        """
+        try:
+            self.engine.remove(new_id, force=True)
+            self.engine.rename(old.id, name)
+            if old.state in ("running", "restarting", "paused"):
+                self.engine.start(old.id, name)
+        except NgcwsError as again:
+            failure.hint = _join(failure.hint, f"Putting the old container back failed too ({again.message}).")
+            return
+        kept = "running as before" if old.state in ("running", "restarting", "paused") else f"as it was ({old.state})"
+        failure.hint = _join(failure.hint, f"Nothing was lost: the old container {name} is back, {kept}.")
 
     def _pull(self, want: DesiredContainer) -> None:
         from ngcws.engine.auth import auth_header
@@ -643,3 +667,7 @@ def _step() -> None:
     what, _, number = setting.partition(":")
     if str(_STEPS["done"]) == number:
         os.kill(os.getpid(), signal.SIGSTOP if what == "stop" else signal.SIGINT)
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}\n{second}" if first else second

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -434,3 +435,25 @@ def test_ctrl_c_during_a_pull_leaves_no_container(project: Workspace, testbed: d
     assert project.containers() == []
     assert project.ngcws("up").returncode == 0  # and the next up completes the job
     assert one(project)["State"] == "running"
+
+
+def test_recreate_whose_new_container_cannot_start_puts_the_old_one_back(
+    project: Workspace, testbed: dict[str, str]
+) -> None:
+    """These machines cannot raise memlock: the new container fails at start, the old one must survive."""
+    if memlock_is_allowed(testbed):
+        pytest.skip("this host can raise memlock: the new container would start")
+    body = f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n    command: [sleep, infinity]\n"
+    project.write(body)
+    project.ok("up")
+    before = one(project)
+    project.write(body + "    ulimits: {memlock: -1}\n")
+    result = project.ngcws("up", "--skip-preflight")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err, err
+    assert "Nothing was lost" in err and "running as before" in err, err
+    after = one(project)  # one container: the new one is gone, no temporary name is left
+    assert after["Id"] == before["Id"] and after["State"] == "running"
+    assert after["Names"] == [f"/{project.name}-train"]
+    # The file still asks for the change: plan still says so (with the preflight's refusal).
+    assert re.search(r"recreate +train", project.ngcws("plan").stdout.decode())
