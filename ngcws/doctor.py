@@ -73,6 +73,11 @@ def version_tuple(text: str | None) -> tuple[int, ...]:
 # --- engine and host ------------------------------------------------------------------------------
 
 
+def check_endpoint(description: str) -> Check:
+    """Which engine ngcws talks to, and what chose it (--context, DOCKER_HOST, DOCKER_CONTEXT, ...)."""
+    return Check("endpoint", PASS, description)
+
+
 def check_engine(version: Mapping[str, Any] | None, error: str | None, hint: str | None) -> Check:
     if version is None:
         said = error or "no answer"
