@@ -73,7 +73,11 @@ def _ssh(endpoint: Endpoint, timeout: float | None) -> socket.socket:
     sock = SshSocket(fileno=ours.detach())
     try:
         sock.process = subprocess.Popen(
-            ssh_command(endpoint.host), stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE, start_new_session=True
+            ssh_command(endpoint.host),
+            stdin=theirs.fileno(),
+            stdout=theirs.fileno(),
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except FileNotFoundError:
         sock.close()
@@ -109,7 +113,7 @@ def _tls(endpoint: Endpoint, tls: TLS, timeout: float | None) -> socket.socket:
             f"cannot use the TLS files for {endpoint.host}: {exc}",
             hint="Check DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) or the context's TLS material.",
         ) from None
-    raw = socket.create_connection((hostname, parts.port or 2376), timeout=timeout)
+    raw = socket.create_connection((hostname, parts.port or 2375), timeout=timeout)
     try:
         secure = context.wrap_socket(raw, server_hostname=hostname)
     except ssl.SSLCertVerificationError as exc:

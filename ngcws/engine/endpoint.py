@@ -62,7 +62,7 @@ class Endpoint:
         return urlsplit(self.host).path if self.scheme == "unix" else None
 
     def describe(self) -> str:
-        """``tcp://h:2376 (TLS, verified) — context "remote", from DOCKER_CONTEXT``."""
+        """``tcp://h:2376 (TLS, verified): context "remote", from DOCKER_CONTEXT``."""
         how = ""
         if self.tls is not None:
             how = " (TLS, verified)" if self.tls.verify else " (TLS, server not verified)"
@@ -127,8 +127,15 @@ def _default(host: str, env: Mapping[str, str], reason: str) -> Endpoint:
     verify = bool(env.get("DOCKER_TLS_VERIFY"))
     if urlsplit(host).scheme == "tcp" and (verify or env.get("DOCKER_TLS")):
         certs = Path(env.get("DOCKER_CERT_PATH") or config_dir(env))
-        tls = TLS(*(_existing(certs / f) for f in ("ca.pem", "cert.pem", "key.pem")), verify=verify)
-    return Endpoint(_with_port(host, tls is not None), tls, DEFAULT_CONTEXT, reason)
+        ca = _existing(certs / "ca.pem")
+        if ca is None:  # docker refuses too ("open .../ca.pem: no such file or directory")
+            flag = "DOCKER_TLS_VERIFY" if verify else "DOCKER_TLS"
+            raise UsageError(
+                f"{flag} is set for {host}, but there is no {certs / 'ca.pem'}",
+                hint="Set DOCKER_CERT_PATH to the folder with ca.pem, cert.pem and key.pem.",
+            )
+        tls = TLS(ca, _existing(certs / "cert.pem"), _existing(certs / "key.pem"), verify)
+    return Endpoint(_with_port(host), tls, DEFAULT_CONTEXT, reason)
 
 
 def _named(name: str, env: Mapping[str, str], reason: str) -> Endpoint:
@@ -160,8 +167,8 @@ def _named(name: str, env: Mapping[str, str], reason: str) -> Endpoint:
     skip_verify = bool(docker.get("SkipTLSVerify"))
     tls = None
     if urlsplit(host).scheme == "tcp" and (any(files) or skip_verify):
-        tls = TLS(*files, verify=not skip_verify)
-    return Endpoint(_with_port(host, tls is not None), tls, name, reason)
+        tls = TLS(files[0], files[1], files[2], not skip_verify)
+    return Endpoint(_with_port(host), tls, name, reason)
 
 
 def _existing(path: Path) -> str | None:
@@ -177,8 +184,9 @@ def _normalise(host: str) -> str:
     return host
 
 
-def _with_port(host: str, tls: bool) -> str:
+def _with_port(host: str) -> str:
+    """``tcp://h`` is ``tcp://h:2375``, with or without TLS, as the docker CLI has it."""
     parts = urlsplit(host)
     if parts.scheme == "tcp" and parts.port is None:
-        return f"tcp://{parts.hostname or 'localhost'}:{2376 if tls else 2375}"
+        return f"tcp://{parts.hostname or 'localhost'}:2375"
     return host
