@@ -147,6 +147,7 @@ class GpuSupport:
     hooks_on_daemon_path: dict[str, str | None] | None = None  # None: the daemon's PATH is unknown
     toolkit_on_path: dict[str, str | None] | None = None
     probe: str | None = None  # "" the engine accepted a GPU request; a message: it refused; None: not probed
+    podman: bool = False  # Podman's service: only CDI devices (through its libpod API) reach containers
 
 
 def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Check:
@@ -166,6 +167,15 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
         cdi = f"; CDI folders: {', '.join(support.cdi_spec_dirs) or 'disabled'}"
         cdi += f", NVIDIA specs: {', '.join(support.cdi_specs) or 'none'}"
     detail = runtimes + on_daemon + tools + cdi
+    if support.podman and mode != "cdi":
+        return Check(
+            "gpu-support",
+            FAIL,
+            f"Podman ignores `gpu_request: {mode}` (--gpus / --runtime=nvidia through its Docker API): "
+            "the container would get no GPU",
+            "leave `gpu_request` at auto (or set `cdi`): ngcws asks Podman for CDI devices nvidia.com/gpu=N",
+            detail=detail,
+        )
     if mode == "runtime":
         if "nvidia" in support.runtimes:
             return Check("gpu-support", PASS, "the engine has the nvidia runtime", detail=detail)

@@ -19,17 +19,21 @@ from ngcws import doctor as D
 from ngcws import gpuset
 from ngcws import labels as L
 from ngcws.engine import Engine
+from ngcws.engine.libpod import PODMAN_CDI_DIRS, is_podman
 from ngcws.errors import NgcwsError, PreflightError
 from ngcws.hostinfo import DaemonFacts, Host, HostInfo, daemon_facts, which_on_path
 from ngcws.plan import Kind, Plan
 from ngcws.spec import DesiredContainer, DesiredState
 
 
-def effective_gpu_request(essence: Mapping[str, Any], api_version: str | None) -> str:
-    """``gpu_request`` with ``auto`` resolved: device requests, or the runtime on engines < API 1.40."""
+def effective_gpu_request(essence: Mapping[str, Any], api_version: str | None, podman: bool = False) -> str:
+    """``gpu_request`` with ``auto`` resolved: device requests, the runtime on engines < API 1.40, CDI
+    on Podman (which drops device requests)."""
     mode = str(essence.get("gpu_request", "auto"))
     if mode != "auto":
         return mode
+    if podman:
+        return "cdi"
     if api_version and D.version_tuple(api_version) < D.MIN_API_DEVICE_REQUESTS:
         return "runtime"
     return "device-requests"
@@ -68,6 +72,11 @@ class HostFacts:
 
         result: tuple[dict[str, Any] | None, str | None, str | None] = self._once("version", ask)
         return result
+
+    @property
+    def podman(self) -> bool:
+        """Is the engine Podman's service (engine/libpod.py)?"""
+        return is_podman(self.version()[0])
 
     def api_version(self) -> str | None:
         version = self.version()[0]
@@ -109,6 +118,8 @@ class HostFacts:
         """What the engine says about NVIDIA support; probed with ``probe_request`` (a create request)."""
         info = self.info()
         spec_dirs = info.get("CDISpecDirs")
+        if spec_dirs is None and self.podman:
+            spec_dirs = list(PODMAN_CDI_DIRS)
         cdi_specs: tuple[str, ...] = ()
         if spec_dirs and self.local:
             cdi_specs = tuple(nvidia_cdi_specs(self.host.root, spec_dirs))
@@ -118,6 +129,7 @@ class HostFacts:
             host_config = {"DeviceRequests": probe_request["HostConfig"].get("DeviceRequests")}
             probe = self.probe(image, host_config, _nvidia_env(probe_request))
         return D.GpuSupport(
+            podman=self.podman,
             runtimes=tuple(sorted(info.get("Runtimes") or {})),
             default_runtime=str(info.get("DefaultRuntime") or ""),
             cdi_spec_dirs=None if spec_dirs is None else tuple(spec_dirs),
@@ -247,7 +259,7 @@ def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]
         gpu_desired = [None]
     seen_modes: set[str] = set()
     for want in gpu_desired:
-        mode = effective_gpu_request(want.essence if want else {}, api)
+        mode = effective_gpu_request(want.essence if want else {}, api, facts.podman)
         if mode in seen_modes:
             continue
         seen_modes.add(mode)
@@ -357,7 +369,7 @@ def preflight_checks(
     for want in desired:
         image = want.image if facts.image(want.image) is not None else None
         if want.essence["gpus"] != "none":
-            mode = effective_gpu_request(want.essence, api)
+            mode = effective_gpu_request(want.essence, api, facts.podman)
             support = D.check_gpu_support(facts.gpu_support(mode, want.request, image), mode)
             checks.append(
                 D.Check(

@@ -123,7 +123,7 @@ def test_tls_from_the_environment(config: Path, tmp_path: Path) -> None:
     endpoint = resolve(None, {**env, "DOCKER_TLS": "1"})
     assert endpoint.tls is not None and not endpoint.tls.verify and endpoint.tls.key == str(certs / "key.pem")
     # DOCKER_CERT_PATH defaults to the config folder, which has no ca.pem: refused, as docker does
-    with pytest.raises(UsageError, match="DOCKER_TLS_VERIFY is set .* no .*ca.pem"):
+    with pytest.raises(UsageError, match=r"DOCKER_TLS_VERIFY is set .* no .*ca\.pem"):
         resolve(None, {"DOCKER_CONFIG": str(config), "DOCKER_HOST": "tcp://gpu-box", "DOCKER_TLS_VERIFY": "1"})
 
 
