@@ -197,8 +197,10 @@ class Controller:
             for warning in (*plan.warnings, *self.risks(making)):
                 self.reporter.warning(warning)
             if making:
-                from ngcws.preflight import gpu_notes
+                from ngcws.preflight import gpu_notes, remote_mount_notes
 
+                for note in remote_mount_notes(self.facts, making):
+                    self.reporter.warning(note)
                 for note in gpu_notes(self.facts, making, self.identity.directory, self.desired(self.every)):
                     self.reporter.warning(note)
             forced = self._forced([*(names or []), *orphans], plan, options)

@@ -438,3 +438,23 @@ def preflight(
             + "Nothing was changed. `ngcws doctor` checks the whole host; --skip-preflight overrides.",
         )
     return checks
+
+
+def remote_mount_notes(facts: HostFacts, making: Iterable[DesiredContainer]) -> list[str]:
+    """On an engine on another host, a bind mount's source is that host's path: say so before creating."""
+    if facts.local:
+        return []
+    binds = [(want.workspace, m["source"]) for want in making for m in want.essence["mounts"] if m["type"] == "bind"]
+    if not binds:
+        return []
+    import socket
+
+    engine_host = str(facts.info().get("Name") or "")
+    if engine_host and engine_host == socket.gethostname():
+        return []  # tcp:// or ssh:// to this very host
+    where = f"{engine_host} ({facts.engine.transport.host})" if engine_host else facts.engine.transport.host
+    return [
+        f"{workspace}: the engine runs on another host, {where}: the bind mount {source} is that host's folder "
+        "(created empty there if missing), not this machine's"
+        for workspace, source in binds
+    ]

@@ -160,3 +160,24 @@ def test_ssh_runs_the_users_ssh_with_docker_system_dial_stdio(host: str, command
 def test_an_ssh_address_with_a_path_is_refused() -> None:
     with pytest.raises(EngineUnavailable, match="takes no path"):
         ssh_command("ssh://gpu-box/var/run/docker.sock")
+
+
+def test_bind_mounts_on_an_engine_on_another_host_are_named_before_creating() -> None:
+    import socket
+    from types import SimpleNamespace
+
+    from ngcws.preflight import remote_mount_notes
+
+    def facts(local: bool, name: str) -> object:
+        engine = SimpleNamespace(transport=SimpleNamespace(host="ssh://me@gpu-box"))
+        return SimpleNamespace(local=local, info=lambda: {"Name": name}, engine=engine)
+
+    want = SimpleNamespace(
+        workspace="train",
+        essence={"mounts": [{"type": "bind", "source": "/home/me/proj"}, {"type": "volume", "source": "cache"}]},
+    )
+    [note] = remote_mount_notes(facts(False, "gpu-box"), [want])  # type: ignore[arg-type]
+    assert note.startswith("train: the engine runs on another host, gpu-box (ssh://me@gpu-box)")
+    assert "/home/me/proj is that host's folder" in note
+    assert remote_mount_notes(facts(True, "gpu-box"), [want]) == []  # type: ignore[arg-type]
+    assert remote_mount_notes(facts(False, socket.gethostname()), [want]) == []  # type: ignore[arg-type]
