@@ -78,14 +78,15 @@ def check_endpoint(description: str) -> Check:
     return Check("endpoint", PASS, description)
 
 
-def check_engine(version: Mapping[str, Any] | None, error: str | None, hint: str | None) -> Check:
+def check_engine(version: Mapping[str, Any] | None, error: str | None, hint: str | None, podman: bool = False) -> Check:
     if version is None:
         said = error or "no answer"
         text = said if said.startswith("the Docker engine") else f"the Docker engine does not answer: {said}"
         return Check("engine", FAIL, text, hint or "start Docker")
     server = str(version.get("Version", "?"))
     api = str(version.get("ApiVersion", "?"))
-    summary = f"Docker engine {server} (API {api}, {version.get('Os', '?')}/{version.get('Arch', '?')})"
+    kind = "Podman (Docker-compatible API)" if podman else "Docker engine"
+    summary = f"{kind} {server} (API {api}, {version.get('Os', '?')}/{version.get('Arch', '?')})"
     if version_tuple(api) < MIN_API_DEVICE_REQUESTS:
         return Check(
             "engine",

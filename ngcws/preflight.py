@@ -245,7 +245,10 @@ def gpu_sharing(
 def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]:
     """Every check, for the host and (with a project) each workspace."""
     version, error, hint = facts.version()
-    checks = [D.check_endpoint(facts.engine.transport.endpoint.describe()), D.check_engine(version, error, hint)]
+    checks = [
+        D.check_endpoint(facts.engine.transport.endpoint.describe()),
+        D.check_engine(version, error, hint, facts.podman),
+    ]
     desired = list(state.containers.values()) if state else []
     gpus_wanted = any(d.essence["gpus"] != "none" for d in desired)
     host = facts.host_info()

@@ -58,6 +58,8 @@ def test_the_workspace_lifecycle_on_podman(project: Workspace, testbed: dict[str
     result = project.ngcws("exec", "-T", "sh", "-c", "wc -l; exit 7", input=b"1\n2\n", env=env)
     assert (result.returncode, result.stdout.decode().strip()) == (7, "2")
     assert "up to date" in project.ok("plan", env=env)
+    doctor = project.ngcws("doctor", env=env).stdout.decode()
+    assert f"{podman}: default context, from DOCKER_HOST" in doctor and "Podman (Docker-compatible API) 4." in doctor
     project.ok("down", env=env)
     assert on_podman(podman, project) == []
 
