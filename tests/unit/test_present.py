@@ -21,7 +21,7 @@ def test_a_pipe_gets_plain_aligned_text() -> None:
     out = io.StringIO()
     Console(out=out, err=io.StringIO()).table(ROWS, "table")
     lines = out.getvalue().splitlines()
-    assert lines[0].split() == ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT"]
+    assert lines[0].split() == ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT", "HEALTH"]
     assert "\x1b[" not in out.getvalue() and lines[1].startswith("train      p-train")
 
 
