@@ -192,10 +192,19 @@ def test_ssh_by_a_context(project: Workspace, testbed: dict[str, str], config: P
 
 @pytest.fixture
 def rootless(testbed: dict[str, str]) -> Iterator[PrivateEngine]:
+    import random
+
     from tests.conftest import running
 
-    with running(PrivateEngine(gpu_stub=False), testbed) as engine:
-        yield engine
+    engine = PrivateEngine(gpu_stub=False)
+    # Its bridge gets an address outside Docker's default pools, so that it starts even where the
+    # shared engine's networks have taken them all (dockerd uses a bridge's own address).
+    subprocess.run(["ip", "link", "add", "name", engine.bridge, "type", "bridge"], check=True)
+    address = f"10.213.{random.randint(0, 255)}.1/24"
+    subprocess.run(["ip", "addr", "add", address, "dev", engine.bridge], check=True)
+    subprocess.run(["ip", "link", "set", engine.bridge, "up"], check=True)
+    with running(engine, testbed) as started:
+        yield started
 
 
 def test_an_engine_on_its_own_socket_chosen_by_a_context(
