@@ -20,7 +20,7 @@ app = typer.Typer(
     name="ngcws",
     help="Declarative project workspaces for NVIDIA NGC deep-learning containers.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -60,10 +60,23 @@ def main_options(
     project_name: Annotated[
         str | None, typer.Option("-p", "--project-name", help="Project name (overrides name: in the file)")
     ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "-c",
+            "--context",
+            help="docker context to use (as `docker --context`; overrides DOCKER_HOST, DOCKER_CONTEXT and "
+            "`docker context use`)",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
     ] = False,
 ) -> None:
+    if context:
+        from ngcws.engine import endpoint
+
+        endpoint.selected_context = context
     ctx.obj = Globals(file, project_name)
 
 

@@ -207,8 +207,10 @@ class Controller:
             for warning in (*plan.warnings, *self.risks(making)):
                 self.reporter.warning(warning)
             if making:
-                from ngcws.preflight import gpu_notes
+                from ngcws.preflight import gpu_notes, remote_mount_notes
 
+                for note in remote_mount_notes(self.facts, making):
+                    self.reporter.warning(note)
                 for note in gpu_notes(self.facts, making, self.identity.directory, self.desired(self.every)):
                     self.reporter.warning(note)
             held: dict[str, Hold] = {}
@@ -613,9 +615,10 @@ class Controller:
         request = request or want.request
         if "gpu_request" not in want.essence and want.essence["gpus"] != "none":
             from ngcws.preflight import effective_gpu_request
-            from ngcws.spec import runtime_request
+            from ngcws.spec import cdi_requests, runtime_request
 
-            if effective_gpu_request(want.essence, self.facts.api_version()) == "runtime":
+            mode = effective_gpu_request(want.essence, self.facts.api_version(), self.facts.podman)
+            if mode == "runtime":
                 if want.essence.get("runtime", "nvidia") != "nvidia":
                     raise EngineError(
                         f"workspace {want.workspace!r}: this engine takes GPUs only through the nvidia runtime,"
@@ -623,6 +626,9 @@ class Controller:
                         hint="Drop runtime:, or set gpus: none.",
                     )
                 request = runtime_request(request, want.essence["gpus"], want.essence["capabilities"])
+            elif mode == "cdi":  # Podman
+                request = {**request, "HostConfig": {**request["HostConfig"]}}
+                request["HostConfig"]["DeviceRequests"] = cdi_requests(want.essence["gpus"])
         container_id = self.engine.create_container(name, request)
         try:
             for network in want.essence.get("networks", [])[1:]:  # the first was joined at create

@@ -73,14 +73,20 @@ def version_tuple(text: str | None) -> tuple[int, ...]:
 # --- engine and host ------------------------------------------------------------------------------
 
 
-def check_engine(version: Mapping[str, Any] | None, error: str | None, hint: str | None) -> Check:
+def check_endpoint(description: str) -> Check:
+    """Which engine ngcws talks to, and what chose it (--context, DOCKER_HOST, DOCKER_CONTEXT, ...)."""
+    return Check("endpoint", PASS, description)
+
+
+def check_engine(version: Mapping[str, Any] | None, error: str | None, hint: str | None, podman: bool = False) -> Check:
     if version is None:
         said = error or "no answer"
         text = said if said.startswith("the Docker engine") else f"the Docker engine does not answer: {said}"
         return Check("engine", FAIL, text, hint or "start Docker")
     server = str(version.get("Version", "?"))
     api = str(version.get("ApiVersion", "?"))
-    summary = f"Docker engine {server} (API {api}, {version.get('Os', '?')}/{version.get('Arch', '?')})"
+    kind = "Podman (Docker-compatible API)" if podman else "Docker engine"
+    summary = f"{kind} {server} (API {api}, {version.get('Os', '?')}/{version.get('Arch', '?')})"
     if version_tuple(api) < MIN_API_DEVICE_REQUESTS:
         return Check(
             "engine",
@@ -142,6 +148,7 @@ class GpuSupport:
     hooks_on_daemon_path: dict[str, str | None] | None = None  # None: the daemon's PATH is unknown
     toolkit_on_path: dict[str, str | None] | None = None
     probe: str | None = None  # "" the engine accepted a GPU request; a message: it refused; None: not probed
+    podman: bool = False  # Podman's service: only CDI devices (through its libpod API) reach containers
 
 
 def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Check:
@@ -161,6 +168,15 @@ def check_gpu_support(support: GpuSupport, mode: str = "device-requests") -> Che
         cdi = f"; CDI folders: {', '.join(support.cdi_spec_dirs) or 'disabled'}"
         cdi += f", NVIDIA specs: {', '.join(support.cdi_specs) or 'none'}"
     detail = runtimes + on_daemon + tools + cdi
+    if support.podman and mode != "cdi":
+        return Check(
+            "gpu-support",
+            FAIL,
+            f"Podman ignores `gpu_request: {mode}` (--gpus / --runtime=nvidia through its Docker API): "
+            "the container would get no GPU",
+            "leave `gpu_request` at auto (or set `cdi`): ngcws asks Podman for CDI devices nvidia.com/gpu=N",
+            detail=detail,
+        )
     if mode == "runtime":
         if "nvidia" in support.runtimes:
             return Check("gpu-support", PASS, "the engine has the nvidia runtime", detail=detail)

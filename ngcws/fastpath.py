@@ -24,23 +24,25 @@ class _Parser(argparse.ArgumentParser):
         raise _Unsupported(message)
 
 
-def _globals(argv: list[str]) -> tuple[list[str] | None, str | None, list[str]]:
+def _globals(argv: list[str]) -> tuple[list[str] | None, str | None, str | None, list[str]]:
     files: list[str] = []
-    project = None
+    project = context = None
     rest = list(argv)
     while rest and rest[0].startswith("-"):
         flag = rest.pop(0)
-        if flag in ("-f", "--file", "-p", "--project-name") and rest:
+        if flag in ("-f", "--file", "-p", "--project-name", "-c", "--context") and rest:
             value = rest.pop(0)
-        elif flag.startswith(("--file=", "--project-name=")):
+        elif flag.startswith(("--file=", "--project-name=", "--context=")):
             flag, value = flag.split("=", 1)
         else:
             raise _Unsupported(flag)
         if flag in ("-f", "--file"):
             files.append(value)
+        elif flag in ("-c", "--context"):
+            context = value
         else:
             project = value
-    return files or None, project, rest
+    return files or None, project, context, rest
 
 
 def _exec_parser() -> _Parser:
@@ -73,7 +75,7 @@ def _up_parser() -> _Parser:
 def dispatch(argv: list[str]) -> Callable[[], int] | None:
     """A runner for ``argv`` if the fast path handles it, else None."""
     try:
-        file, project, rest = _globals(argv)
+        file, project, context, rest = _globals(argv)
         if not rest or rest[0] not in ("exec", "up"):
             return None
         command, args = rest[0], rest[1:]  # -h/--help before the command: argparse refuses it
@@ -81,18 +83,27 @@ def dispatch(argv: list[str]) -> Callable[[], int] | None:
             ns = _exec_parser().parse_args(args)
             if not ns.command or ns.command[0].startswith("-") or (ns.tty and ns.no_tty):
                 return None
-            return lambda: _run_exec(ns, file, project)
+            return lambda: _run_exec(ns, file, project, context)
         ns = _up_parser().parse_args(args)
         if any(w.startswith("-") for w in ns.workspaces) or (ns.force_recreate and ns.no_recreate):
             return None
         if ns.watch or ns.down_on_exit:
             return None  # typer checks the combination; a watcher's start-up time does not matter
-        return lambda: _run_up(ns, file, project)
+        return lambda: _run_up(ns, file, project, context)
     except _Unsupported:
         return None
 
 
-def _run_exec(ns: argparse.Namespace, file: Files, project: str | None) -> int:
+def _select(context: str | None) -> None:
+    """``-c/--context``: the engine every Engine() of this process talks to (engine/endpoint.py)."""
+    if context:
+        from ngcws.engine import endpoint
+
+        endpoint.selected_context = context
+
+
+def _run_exec(ns: argparse.Namespace, file: Files, project: str | None, context: str | None = None) -> int:
+    _select(context)
     from ngcws.workinside import ExecOptions, exec_in
 
     tty = True if ns.tty else False if ns.no_tty else None
@@ -100,7 +111,8 @@ def _run_exec(ns: argparse.Namespace, file: Files, project: str | None) -> int:
     return exec_in(options, file, project)
 
 
-def _run_up(ns: argparse.Namespace, file: Files, project: str | None) -> int:
+def _run_up(ns: argparse.Namespace, file: Files, project: str | None, context: str | None = None) -> int:
+    _select(context)
     from ngcws.commands import run_up
 
     return run_up(

@@ -19,17 +19,21 @@ from ngcws import doctor as D
 from ngcws import gpuset
 from ngcws import labels as L
 from ngcws.engine import Engine
+from ngcws.engine.libpod import PODMAN_CDI_DIRS, is_podman
 from ngcws.errors import NgcwsError, PreflightError
 from ngcws.hostinfo import DaemonFacts, Host, HostInfo, daemon_facts, which_on_path
 from ngcws.plan import Kind, Plan
 from ngcws.spec import DesiredContainer, DesiredState
 
 
-def effective_gpu_request(essence: Mapping[str, Any], api_version: str | None) -> str:
-    """``gpu_request`` with ``auto`` resolved: device requests, or the runtime on engines < API 1.40."""
+def effective_gpu_request(essence: Mapping[str, Any], api_version: str | None, podman: bool = False) -> str:
+    """``gpu_request`` with ``auto`` resolved: device requests, the runtime on engines < API 1.40, CDI
+    on Podman (which drops device requests)."""
     mode = str(essence.get("gpu_request", "auto"))
     if mode != "auto":
         return mode
+    if podman:
+        return "cdi"
     if api_version and D.version_tuple(api_version) < D.MIN_API_DEVICE_REQUESTS:
         return "runtime"
     return "device-requests"
@@ -68,6 +72,11 @@ class HostFacts:
 
         result: tuple[dict[str, Any] | None, str | None, str | None] = self._once("version", ask)
         return result
+
+    @property
+    def podman(self) -> bool:
+        """Is the engine Podman's service (engine/libpod.py)?"""
+        return is_podman(self.version()[0])
 
     def api_version(self) -> str | None:
         version = self.version()[0]
@@ -109,6 +118,8 @@ class HostFacts:
         """What the engine says about NVIDIA support; probed with ``probe_request`` (a create request)."""
         info = self.info()
         spec_dirs = info.get("CDISpecDirs")
+        if spec_dirs is None and self.podman:
+            spec_dirs = list(PODMAN_CDI_DIRS)
         cdi_specs: tuple[str, ...] = ()
         if spec_dirs and self.local:
             cdi_specs = tuple(nvidia_cdi_specs(self.host.root, spec_dirs))
@@ -118,6 +129,7 @@ class HostFacts:
             host_config = {"DeviceRequests": probe_request["HostConfig"].get("DeviceRequests")}
             probe = self.probe(image, host_config, _nvidia_env(probe_request))
         return D.GpuSupport(
+            podman=self.podman,
             runtimes=tuple(sorted(info.get("Runtimes") or {})),
             default_runtime=str(info.get("DefaultRuntime") or ""),
             cdi_spec_dirs=None if spec_dirs is None else tuple(spec_dirs),
@@ -233,7 +245,10 @@ def gpu_sharing(
 def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]:
     """Every check, for the host and (with a project) each workspace."""
     version, error, hint = facts.version()
-    checks = [D.check_engine(version, error, hint)]
+    checks = [
+        D.check_endpoint(facts.engine.transport.endpoint.describe()),
+        D.check_engine(version, error, hint, facts.podman),
+    ]
     desired = list(state.containers.values()) if state else []
     gpus_wanted = any(d.essence["gpus"] != "none" for d in desired)
     host = facts.host_info()
@@ -247,7 +262,7 @@ def doctor_checks(facts: HostFacts, state: DesiredState | None) -> list[D.Check]
         gpu_desired = [None]
     seen_modes: set[str] = set()
     for want in gpu_desired:
-        mode = effective_gpu_request(want.essence if want else {}, api)
+        mode = effective_gpu_request(want.essence if want else {}, api, facts.podman)
         if mode in seen_modes:
             continue
         seen_modes.add(mode)
@@ -357,7 +372,7 @@ def preflight_checks(
     for want in desired:
         image = want.image if facts.image(want.image) is not None else None
         if want.essence["gpus"] != "none":
-            mode = effective_gpu_request(want.essence, api)
+            mode = effective_gpu_request(want.essence, api, facts.podman)
             support = D.check_gpu_support(facts.gpu_support(mode, want.request, image), mode)
             checks.append(
                 D.Check(
@@ -426,3 +441,23 @@ def preflight(
             + "Nothing was changed. `ngcws doctor` checks the whole host; --skip-preflight overrides.",
         )
     return checks
+
+
+def remote_mount_notes(facts: HostFacts, making: Iterable[DesiredContainer]) -> list[str]:
+    """On an engine on another host, a bind mount's source is that host's path: say so before creating."""
+    if facts.local:
+        return []
+    binds = [(want.workspace, m["source"]) for want in making for m in want.essence["mounts"] if m["type"] == "bind"]
+    if not binds:
+        return []
+    import socket
+
+    engine_host = str(facts.info().get("Name") or "")
+    if engine_host and engine_host == socket.gethostname():
+        return []  # tcp:// or ssh:// to this very host
+    where = f"{engine_host} ({facts.engine.transport.host})" if engine_host else facts.engine.transport.host
+    return [
+        f"{workspace}: the engine runs on another host, {where}: the bind mount {source} is that host's folder "
+        "(created empty there if missing), not this machine's"
+        for workspace, source in binds
+    ]

@@ -124,22 +124,47 @@ class Console:
             }
             print(json.dumps(data, indent=2), file=self.out)
             return
+        rich = self._rich_out()
         for action in plan.actions:
-            print(f"{action.kind.value:<10} {action.workspace}: {action.reason}", file=self.out)
+            if rich:
+                rich.print(
+                    _text((f"{action.kind.value:<10}", _STYLE[action.kind]), f" {action.workspace}: {action.reason}")
+                )
+            else:
+                print(f"{action.kind.value:<10} {action.workspace}: {action.reason}", file=self.out)
         for warning in plan.warnings:
-            print(f"warning: {warning}", file=self.out)
+            if rich:
+                rich.print(_text(("warning:", "yellow"), f" {warning}"))
+            else:
+                print(f"warning: {warning}", file=self.out)
         for error in plan.errors:
-            print(f"error: {error}", file=self.out)
+            if rich:
+                rich.print(_text(("error:", "red"), f" {error}"))
+            else:
+                print(f"error: {error}", file=self.out)
         if plan.errors:
             print("`ngcws up` would refuse this (preflight); nothing would be changed", file=self.out)
         elif not plan.changes:
             print("nothing to do", file=self.out)
+
+    def _rich_out(self) -> Any:
+        """A rich console for stdout on a terminal (colour unless NO_COLOR); None in a pipe or file,
+        where output stays plain text for scripts."""
+        if not self.out.isatty():
+            return None
+        from rich.console import Console as RichConsole
+
+        return RichConsole(file=self.out, highlight=False, soft_wrap=True)
 
     def table(self, rows: Sequence[Any], fmt: str) -> None:
         if fmt == "json":
             print(json.dumps([asdict(r) for r in rows], indent=2), file=self.out)
             return
         headers = ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS", "DRIFT", "HEALTH"]
+        rich = self._rich_out()
+        if rich:
+            self._rich_table(rich, headers, rows)
+            return
         cells = []
         for row in rows:
             values = asdict(row)
@@ -154,6 +179,27 @@ class Console:
             for gpu in getattr(row, "gpu_use", ()):
                 print(f"{row.workspace}: {_gpu_line(gpu)}", file=self.out)
 
+    def _rich_table(self, rich: Any, headers: list[str], rows: Sequence[Any]) -> None:
+        from rich.table import Table
+
+        states = {"running": "green", "missing": "dim", "exited": "red", "dead": "red", "created": "yellow"}
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            values = asdict(row)
+            values["gpus"] = _gpus_cell(values["gpus"])
+            values.pop("gpu_use", None)
+            cells = [str(v) if v != "" else "-" for v in values.values()]
+            state, drift = values.get("state", ""), values.get("drift", "")
+            cells[3] = _text((cells[3], states.get(str(state), "")))
+            cells[7] = _text((cells[7], "" if drift == "up to date" else "yellow"))
+            table.add_row(*cells)
+        rich.print(table)
+        for row in rows:
+            for gpu in getattr(row, "gpu_use", ()):
+                rich.print(_text(f"{row.workspace}: {_gpu_line(gpu)}"))
+
     def doctor(self, checks: Sequence[Any], host: Any, fmt: str) -> None:
         """Doctor's verdicts: one line each, the fix under anything not passing; or JSON with the host facts."""
         if fmt == "json":
@@ -165,14 +211,15 @@ class Console:
             print(json.dumps(data, indent=2), file=self.out)
             return
         marks = {"pass": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red"), "skip": ("skip", "dim")}
-        color = self.out.isatty() and "NO_COLOR" not in os.environ
+        rich = self._rich_out()
         for check in checks:
             mark, style = marks[check.verdict]
-            mark = f"{mark:<4}"
-            if color:
-                mark = f"\x1b[{ {'red': '31', 'green': '32', 'yellow': '33', 'dim': '2'}[style] }m{mark}\x1b[0m"
             where = f"{check.workspace}: " if check.workspace else ""
-            print(f"{mark}  {check.name:<18} {where}{check.summary}", file=self.out)
+            line = f"  {check.name:<18} {where}{check.summary}"
+            if rich:
+                rich.print(_text((f"{mark:<4}", style), line))
+            else:
+                print(f"{mark:<4}{line}", file=self.out)
             if check.detail and check.name in ("gpus", "gpu-support"):
                 for line in check.detail.splitlines():
                     print(f"      {'':<18} {line}", file=self.out)
@@ -187,6 +234,19 @@ class Console:
         print(self._paint("error:", "red") + " " + message, file=self.err)
         if hint:
             print(self._paint("hint:", "bold") + " " + hint, file=self.err)
+
+
+def _text(*parts: tuple[str, str] | str) -> Any:
+    """A rich Text from plain strings and (string, style) pairs: no markup is read in the strings."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        if isinstance(part, tuple):
+            text.append(part[0], style=part[1])
+        else:
+            text.append(part)
+    return text
 
 
 def _mb(size: int) -> str:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ngcws.engine.libpod import LIBPOD_CREATE, cdi_devices, is_podman, specgen
 from ngcws.engine.transport import HijackError, Response, Transport, path
 from ngcws.errors import (
     ContainerStartError,
@@ -14,6 +15,7 @@ from ngcws.errors import (
     EngineError,
     EngineUnavailable,
     ImageNotFound,
+    NgcwsError,
     NotRunning,
     OwnershipError,
     RegistryAuthError,
@@ -31,6 +33,7 @@ class Engine:
 
     def __init__(self, transport: Transport | None = None) -> None:
         self.transport = transport or Transport()
+        self._podman: bool | None = None
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -255,23 +258,38 @@ class Engine:
             ) from None
 
     def create_container(self, name: str, request: Mapping[str, Any]) -> str:
+        host = request.get("HostConfig") or {}
+        if (host.get("DeviceRequests") or host.get("Runtime") == "nvidia") and self.is_podman():
+            return self._create_on_podman(name, request)
         response = self.transport.request("POST", "/containers/create", params={"name": name}, body=request)
-        if response.status == 409:
-            raise OwnershipError(
-                f"a container named {name!r} already exists and is not managed by this project",
-                hint=f"ngcws never touches it. Rename or remove it yourself (`docker rm {name}`), "
-                "or give this project another name (`name:` in ngcws.yaml or -p).",
+        return self._created(name, response)
+
+    def is_podman(self) -> bool:
+        """Is the engine Podman's service? Asked once, and only where it matters (GPU requests)."""
+        if self._podman is None:
+            self._podman = is_podman(self.version())
+        return self._podman
+
+    def _create_on_podman(self, name: str, request: Mapping[str, Any]) -> str:
+        """GPUs on Podman: CDI devices through the libpod API; anything Podman would drop is refused."""
+        devices = cdi_devices(request)
+        if devices is None:
+            raise EngineError(
+                f"Podman cannot honour the GPU request of {name}: its Docker-compatible API ignores --gpus "
+                "(DeviceRequests) and --runtime=nvidia, so the container would silently get no GPU",
+                hint="Nothing was created. Leave `gpu_request` at auto (or set `gpu_request: cdi`): ngcws then "
+                "asks Podman for CDI devices (nvidia.com/gpu=N), described by an NVIDIA CDI spec "
+                "(`sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`).",
             )
-        if response.status == 404:
-            message = response.error_message()
-            raise ImageNotFound(f"cannot create {name}: {message}", hint="Pull it first: `ngcws pull`.")
+        response = self.transport.request("POST", LIBPOD_CREATE, body=specgen(name, request, devices))
         if response.status >= 400:
             message = response.error_message()
-            raise EngineError(
-                f"the engine refused to create container {name}: {message}",
-                hint=sentence(explain_start_failure(message)),
-                status=response.status,
-            )
+            raise _refused(name, 409 if "already in use" in message else response.status, message)
+        return str(response.json()["Id"])
+
+    def _created(self, name: str, response: Response) -> str:
+        if response.status >= 400:
+            raise _refused(name, response.status, response.error_message())
         return str(response.json()["Id"])
 
     def start(self, ref: str, name: str | None = None) -> None:
@@ -495,3 +513,20 @@ def start_error(name: str, message: str, status: int) -> ContainerStartError:
 
 def sentence(text: str | None) -> str | None:
     return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".") if text else None
+
+
+def _refused(name: str, status: int, message: str) -> NgcwsError:
+    """A refused container create, as one of ngcws's errors."""
+    if status == 409:
+        return OwnershipError(
+            f"a container named {name!r} already exists and is not managed by this project",
+            hint=f"ngcws never touches it. Rename or remove it yourself (`docker rm {name}`), "
+            "or give this project another name (`name:` in ngcws.yaml or -p).",
+        )
+    if status == 404:
+        return ImageNotFound(f"cannot create {name}: {message}", hint="Pull it first: `ngcws pull`.")
+    return EngineError(
+        f"the engine refused to create container {name}: {message}",
+        hint=sentence(explain_start_failure(message)),
+        status=status,
+    )

@@ -1,4 +1,4 @@
-"""HTTP/1.1 to the Docker engine over its unix socket (or plain tcp://), standard library only."""
+"""HTTP/1.1 to the Docker engine over its socket (unix://, tcp://; TLS and ssh:// through connect.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from ngcws.engine.endpoint import resolve
 from ngcws.errors import EngineConnectionLost, EngineError, EngineProtocolError, EngineUnavailable
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -218,23 +219,22 @@ class Response:
 
 
 class Transport:
-    """One engine endpoint: ``DOCKER_HOST`` (unix:// or tcp://) or the default socket."""
+    """One engine endpoint, chosen as the docker CLI chooses it (endpoint.py), or ``host`` if given."""
 
     def __init__(self, host: str | None = None, timeout: float | None = 60) -> None:
-        host = host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+        self.endpoint = resolve(host=host)  # --context, DOCKER_HOST, DOCKER_CONTEXT, currentContext
+        host = self.endpoint.host
         self.host = host
         self.timeout = timeout
         parts = urlsplit(host)
+        self._unix: str | None = None
+        self._tcp: tuple[str, int] | None = None
         if parts.scheme == "unix":
-            self._unix: str | None = parts.path
-            self._tcp: tuple[str, int] | None = None
-        elif parts.scheme in ("tcp", "http"):
-            if os.environ.get("DOCKER_TLS_VERIFY"):
-                raise EngineUnavailable(f"DOCKER_HOST={host} with TLS is not supported yet; use the unix socket")
-            self._unix = None
+            self._unix = parts.path
+        elif parts.scheme == "tcp":
             self._tcp = (parts.hostname or "localhost", parts.port or 2375)
-        else:
-            raise EngineUnavailable(f"DOCKER_HOST={host}: only unix:// and tcp:// are supported")
+        elif parts.scheme != "ssh":
+            raise EngineUnavailable(f"{host} ({self.endpoint.reason}): only unix://, tcp:// and ssh:// are supported")
 
     def _connect(self, timeout: float | None) -> socket.socket:
         try:
@@ -243,7 +243,10 @@ class Transport:
                 sock.settimeout(timeout)
                 sock.connect(self._unix)
                 return sock
-            assert self._tcp is not None
+            if self._tcp is None or self.endpoint.tls is not None:
+                from ngcws.engine.connect import connect  # ssl or ssh: only for such endpoints
+
+                return connect(self.endpoint, timeout)
             return socket.create_connection(self._tcp, timeout=timeout)
         except OSError as exc:  # missing socket, refused, no permission, unknown host, timed out
             raise self.unavailable(exc) from None
@@ -257,6 +260,9 @@ class Transport:
         try:
             sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
         except OSError as exc:  # closed or reset while we were still sending
+            failure = getattr(sock, "failure", None)  # ssh ended before the request was sent
+            if failure is not None:
+                raise failure("") from None
             sock.close()
             what = f"{method} {url.split('?', 1)[0]}"
             raise EngineConnectionLost(
@@ -283,7 +289,13 @@ class Transport:
             all_headers["Content-Type"] = "application/json"
         wait = self.timeout if timeout == "default" else timeout
         sock = self._send(method, url, payload, all_headers, wait)  # type: ignore[arg-type]
-        return Response(sock, f"{method} {path}", method)
+        try:
+            return Response(sock, f"{method} {path}", method)
+        except EngineError as exc:
+            failure = getattr(sock, "failure", None)  # ssh: what ssh said
+            if failure is not None:
+                raise failure(exc.message) from None
+            raise
 
     def hijack(
         self, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
@@ -321,6 +333,8 @@ class Transport:
             reason = getattr(exc, "strerror", None) or exc
             message = f"cannot reach the Docker engine at {self.host}: {reason}"
             hint = "Check DOCKER_HOST, or start Docker: `sudo systemctl start docker`."
+        if not self.endpoint.reason.startswith("the built-in default"):
+            hint = f"{hint} (The engine was chosen by {self.endpoint.reason}.)"
         return EngineUnavailable(message, hint=hint)
 
 

@@ -157,7 +157,8 @@ def test_doctor_without_an_engine_fails_with_the_fix(tmp_path: Path) -> None:
         and "fix: Start it" in result.stdout
     )
     data = json.loads(run("doctor", "--format", "json", cwd=tmp_path).stdout)
-    assert data["ok"] is False and data["checks"][0]["name"] == "engine" and data["host"]["kernel"]
+    assert data["ok"] is False and data["checks"][1]["name"] == "engine" and data["host"]["kernel"]
+    assert data["checks"][0]["name"] == "endpoint" and "from DOCKER_HOST" in data["checks"][0]["summary"]
 
 
 def test_doctor_format_is_checked(tmp_path: Path) -> None:

@@ -52,6 +52,13 @@ def test_f_repeats_on_the_fast_path_too() -> None:
     assert fastpath._globals(["-f", "a.yaml", "--file", "b.yaml", "--file=c.yaml", "up"]) == (
         ["a.yaml", "b.yaml", "c.yaml"],
         None,
+        None,
         ["up"],
     )
-    assert fastpath._globals(["up"]) == (None, None, ["up"])
+    assert fastpath._globals(["up"]) == (None, None, None, ["up"])
+
+
+def test_the_context_flag_on_the_fast_path() -> None:
+    for argv in (["-c", "gpu-box", "exec", "ls"], ["--context", "gpu-box", "exec", "ls"], ["--context=gpu-box", "up"]):
+        assert fastpath._globals(argv)[2] == "gpu-box", argv
+        assert fastpath.dispatch(argv) is not None, argv
