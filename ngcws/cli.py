@@ -223,6 +223,16 @@ def init(
         bool,
         typer.Option("--override", help="Write ngcws.override.yaml with this machine's GPUs and InfiniBand instead"),
     ] = False,
+    from_docker_run: Annotated[
+        str | None,
+        typer.Option("--from-docker-run", help="Translate a pasted 'docker run ... IMAGE CMD' line into ngcws.yaml"),
+    ] = None,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="With --from-docker-run: print the file instead of writing it")
+    ] = False,
+    dest: Annotated[
+        str | None, typer.Argument(help="With --from-docker-run: - prints the file instead of writing it")
+    ] = None,
 ) -> None:
     """Write a commented ngcws.yaml (or, with --override, this machine's ngcws.override.yaml)."""
     from pathlib import Path
@@ -232,6 +242,20 @@ def init(
     if override:
         path = write_override(Path.cwd(), force, machine_gpus(), Path("/dev/infiniband").exists())
         print(f"wrote {path} (keep it out of git); check it with: ngcws config --sources", file=sys.stderr)
+        return
+    if from_docker_run is not None:
+        from ngcws.init import write_from_run
+
+        if dest not in (None, "-"):
+            raise UsageError(f"init: unexpected argument {dest!r} (only - to print the file)")
+        line = sys.stdin.read() if from_docker_run == "-" else from_docker_run
+        text, problems, written = write_from_run(Path.cwd(), line, force, print_only or dest == "-")
+        for line in problems:
+            print(line, file=sys.stderr)
+        if written is None:
+            print(text, end="")
+        else:
+            print(f"wrote {written}; check it with: ngcws config, then: ngcws up", file=sys.stderr)
         return
     path = write_init(Path.cwd(), image, force)
     print(f"wrote {path}; next: ngcws up", file=sys.stderr)

@@ -10,6 +10,7 @@ from ngcws.errors import UsageError
 from ngcws.imageref import parse_image
 from ngcws.locate import CONFIG_NAME
 from ngcws.schema import render
+from ngcws.schema import render as render_schema
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:23.08-py3"
 
@@ -136,3 +137,34 @@ def _ignore_in_git(folder: Path, name: str) -> None:
     lines = ignore.read_text().splitlines() if ignore.is_file() else []
     if name not in lines and f"/{name}" not in lines:
         ignore.write_text("".join(f"{line}\n" for line in [*lines, name]))
+
+
+def write_from_run(folder: Path, line: str, force: bool, print_only: bool) -> tuple[str, list[str], Path | None]:
+    """``init --from-docker-run``: the translated file's text, what to tell the user (untranslated
+    options, dropped flags), and where it was written (None when printed: ``--print`` or ``-``)."""
+    from pydantic import ValidationError
+
+    from ngcws.fromrun import FromRunError, render, translate
+    from ngcws.model import Workspace
+
+    try:
+        translation = translate(line)
+    except FromRunError as exc:
+        raise UsageError(f"--from-docker-run: {exc}") from None
+    try:
+        Workspace.model_validate(translation.workspace)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"--from-docker-run: {where}: {first['msg']}") from None
+    problems = [f"not translated (no ngcws.yaml field; listed in the file): {flag}" for flag in translation.untranslated]
+    problems += [f"note: {note}" for note in translation.notes]
+    text = render(translation, line, SCHEMA_NAME)
+    if print_only:
+        return text, problems, None
+    path = folder / CONFIG_NAME
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; pass --force to overwrite it (or --print to see the file)")
+    (folder / SCHEMA_NAME).write_text(render_schema())
+    path.write_text(text)
+    return text, problems, path
