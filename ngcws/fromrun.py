@@ -62,7 +62,9 @@ def translate(line: str) -> Translation:
     nvidia_docker = bool(words) and words[0].endswith("nvidia-docker")
     if words[:3] in (["docker", "container", "run"], ["docker", "container", "create"]):
         rest = words[3:]
-    elif len(words) >= 2 and words[0].rsplit("/", 1)[-1] in ("docker", "nvidia-docker") and words[1] in ("run", "create"):
+    elif (
+        len(words) >= 2 and words[0].rsplit("/", 1)[-1] in ("docker", "nvidia-docker") and words[1] in ("run", "create")
+    ):
         rest = words[2:]
     else:
         raise FromRunError("expected `docker run [OPTIONS] IMAGE [COMMAND...]` (or nvidia-docker run)")
@@ -264,9 +266,13 @@ def _gpus(ws: dict[str, Any], out: Translation, nvidia_docker: bool) -> None:
         ws.pop("runtime", None)
         ws["gpu_request"] = "runtime"
         visible = env.pop("NVIDIA_VISIBLE_DEVICES", "all")
-        ws["gpus"] = "none" if visible in ("void", "none", "") else "all" if visible == "all" else [
-            int(d) if d.isdigit() else d for d in visible.split(",")
-        ]
+        ws["gpus"] = (
+            "none"
+            if visible in ("void", "none", "")
+            else "all"
+            if visible == "all"
+            else [int(d) if d.isdigit() else d for d in visible.split(",")]
+        )
         caps = env.pop("NVIDIA_DRIVER_CAPABILITIES", None)
         if caps and caps != "all":
             ws["capabilities"] = caps.split(",")
@@ -288,6 +294,9 @@ def render(translation: Translation, source: str, schema: str) -> str:
         f"#   {one_line}",
     ]
     head += [f"# note: {note}" for note in translation.notes]
-    head += [f"# NOT TRANSLATED (no ngcws.yaml field; add it by hand or drop it): {flag}" for flag in translation.untranslated]
+    head += [
+        f"# NOT TRANSLATED (no ngcws.yaml field; add it by hand or drop it): {flag}"
+        for flag in translation.untranslated
+    ]
     body = yaml.safe_dump({"workspaces": {translation.name: translation.workspace}}, sort_keys=False, width=1000)
     return "\n".join(head) + "\n" + body

@@ -157,7 +157,9 @@ def write_from_run(folder: Path, line: str, force: bool, print_only: bool) -> tu
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UsageError(f"--from-docker-run: {where}: {first['msg']}") from None
-    problems = [f"not translated (no ngcws.yaml field; listed in the file): {flag}" for flag in translation.untranslated]
+    problems = [
+        f"not translated (no ngcws.yaml field; listed in the file): {flag}" for flag in translation.untranslated
+    ]
     problems += [f"note: {note}" for note in translation.notes]
     text = render(translation, line, SCHEMA_NAME)
     if print_only:

@@ -98,7 +98,9 @@ def test_the_translated_file_makes_the_same_container(
         "docker run --gpus 1 --shm-size=1g IMAGE",
     ],
 )
-def test_gpus_round_trip(command: str, testbed: dict[str, str], gpu_sim: None, make_project: Any, cleanup: None) -> None:
+def test_gpus_round_trip(
+    command: str, testbed: dict[str, str], gpu_sim: None, make_project: Any, cleanup: None
+) -> None:
     _round_trip(command, testbed["NGCWS_TB_NGC"], make_project)
 
 

@@ -22,49 +22,145 @@ PYT = "nvcr.io/nvidia/pytorch:23.08-py3"
 
 # (the pasted line, the workspace it becomes)
 CASES: list[tuple[str, dict[str, Any]]] = [
-    (README_EXAMPLE, {"image": PYT, "gpus": [0, 1], "ipc": "host", "ulimits": {"memlock": -1, "stack": 67108864},
-                      "mounts": [".:/workspace"], "init": False}),
-    (f"docker run --gpus all -it --rm -v ./local_dir:/container_dir {PYT}",
-     {"image": PYT, "gpus": "all", "mounts": ["./local_dir:/container_dir"], "init": False}),
-    (f"nvidia-docker run -it --rm -v ./local_dir:/container_dir {PYT}",
-     {"image": PYT, "gpus": "all", "mounts": ["./local_dir:/container_dir"], "init": False, "gpu_request": "runtime"}),
-    (f"docker run --gpus all -it --rm -v ./local_dir:/container_dir {PYT} python train.py --epochs 3",
-     {"image": PYT, "gpus": "all", "mounts": ["./local_dir:/container_dir"], "init": False,
-      "command": ["python", "train.py", "--epochs", "3"]}),
-    ("docker run --gpus all nvidia/cuda nvidia-smi",
-     {"image": "nvidia/cuda", "gpus": "all", "init": False, "command": ["nvidia-smi"]}),
-    ("docker run --gpus 2 nvidia/cuda nvidia-smi", {"image": "nvidia/cuda", "gpus": 2, "init": False, "command": ["nvidia-smi"]}),
-    ("docker run --gpus device=1,2 nvidia/cuda nvidia-smi",
-     {"image": "nvidia/cuda", "gpus": [1, 2], "init": False, "command": ["nvidia-smi"]}),
-    ("""docker run --gpus '"device=1,2"' nvidia/cuda nvidia-smi""",
-     {"image": "nvidia/cuda", "gpus": [1, 2], "init": False, "command": ["nvidia-smi"]}),
-    ("docker run --gpus device=GPU-3a1b2c3d-0000-1111-2222-333344445555,1 nvidia/cuda nvidia-smi",
-     {"image": "nvidia/cuda", "gpus": ["GPU-3a1b2c3d-0000-1111-2222-333344445555", 1], "init": False, "command": ["nvidia-smi"]}),
-    ("docker run --gpus all,capabilities=utility --rm debian:stretch nvidia-smi",
-     {"image": "debian:stretch", "gpus": "all", "capabilities": ["utility"], "init": False, "command": ["nvidia-smi"]}),
-    ("""docker run --gpus '"count=2","capabilities=compute,utility"' img""",
-     {"image": "img", "gpus": 2, "capabilities": ["compute", "utility"], "init": False}),
-    ("docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=0,1 -e K=v img",
-     {"image": "img", "env": {"K": "v"}, "gpus": [0, 1], "init": False, "gpu_request": "runtime"}),
-    ("docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=void img",
-     {"image": "img", "gpus": "none", "init": False, "gpu_request": "runtime"}),
+    (
+        README_EXAMPLE,
+        {
+            "image": PYT,
+            "gpus": [0, 1],
+            "ipc": "host",
+            "ulimits": {"memlock": -1, "stack": 67108864},
+            "mounts": [".:/workspace"],
+            "init": False,
+        },
+    ),
+    (
+        f"docker run --gpus all -it --rm -v ./local_dir:/container_dir {PYT}",
+        {"image": PYT, "gpus": "all", "mounts": ["./local_dir:/container_dir"], "init": False},
+    ),
+    (
+        f"nvidia-docker run -it --rm -v ./local_dir:/container_dir {PYT}",
+        {
+            "image": PYT,
+            "gpus": "all",
+            "mounts": ["./local_dir:/container_dir"],
+            "init": False,
+            "gpu_request": "runtime",
+        },
+    ),
+    (
+        f"docker run --gpus all -it --rm -v ./local_dir:/container_dir {PYT} python train.py --epochs 3",
+        {
+            "image": PYT,
+            "gpus": "all",
+            "mounts": ["./local_dir:/container_dir"],
+            "init": False,
+            "command": ["python", "train.py", "--epochs", "3"],
+        },
+    ),
+    (
+        "docker run --gpus all nvidia/cuda nvidia-smi",
+        {"image": "nvidia/cuda", "gpus": "all", "init": False, "command": ["nvidia-smi"]},
+    ),
+    (
+        "docker run --gpus 2 nvidia/cuda nvidia-smi",
+        {"image": "nvidia/cuda", "gpus": 2, "init": False, "command": ["nvidia-smi"]},
+    ),
+    (
+        "docker run --gpus device=1,2 nvidia/cuda nvidia-smi",
+        {"image": "nvidia/cuda", "gpus": [1, 2], "init": False, "command": ["nvidia-smi"]},
+    ),
+    (
+        """docker run --gpus '"device=1,2"' nvidia/cuda nvidia-smi""",
+        {"image": "nvidia/cuda", "gpus": [1, 2], "init": False, "command": ["nvidia-smi"]},
+    ),
+    (
+        "docker run --gpus device=GPU-3a1b2c3d-0000-1111-2222-333344445555,1 nvidia/cuda nvidia-smi",
+        {
+            "image": "nvidia/cuda",
+            "gpus": ["GPU-3a1b2c3d-0000-1111-2222-333344445555", 1],
+            "init": False,
+            "command": ["nvidia-smi"],
+        },
+    ),
+    (
+        "docker run --gpus all,capabilities=utility --rm debian:stretch nvidia-smi",
+        {
+            "image": "debian:stretch",
+            "gpus": "all",
+            "capabilities": ["utility"],
+            "init": False,
+            "command": ["nvidia-smi"],
+        },
+    ),
+    (
+        """docker run --gpus '"count=2","capabilities=compute,utility"' img""",
+        {"image": "img", "gpus": 2, "capabilities": ["compute", "utility"], "init": False},
+    ),
+    (
+        "docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=0,1 -e K=v img",
+        {"image": "img", "env": {"K": "v"}, "gpus": [0, 1], "init": False, "gpu_request": "runtime"},
+    ),
+    (
+        "docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=void img",
+        {"image": "img", "gpus": "none", "init": False, "gpu_request": "runtime"},
+    ),
     ("docker run img", {"image": "img", "gpus": "none", "init": False}),
-    ("sudo docker run -d --init --shm-size=16g --name trainer -w /workspace -u 1000:1000 -p 8888:8888 img",
-     {"image": "img", "gpus": "none", "shm_size": "16g", "working_dir": "/workspace", "user": "1000:1000",
-      "ports": ["8888:8888"], "init": True}),
-    ("docker run --env-file .env --mount type=bind,source=/tmp,target=/data,readonly img",
-     {"image": "img", "gpus": "none", "env_file": [".env"], "init": False,
-      "mounts": [{"type": "bind", "source": "/tmp", "target": "/data", "read_only": True}]}),
-    ("docker run --network=host --device=/dev/infiniband --cap-add=IPC_LOCK --privileged "
-     "--security-opt seccomp=unconfined --entrypoint /bin/sh --cpus 1.5 -m 8g --tmpfs /scratch img -c true",
-     {"image": "img", "gpus": "none", "init": False, "network_mode": "host", "devices": ["/dev/infiniband"],
-      "cap_add": ["IPC_LOCK"], "security_opt": ["seccomp=unconfined"], "privileged": True, "entrypoint": ["/bin/sh"],
-      "cpus": 1.5, "mem_limit": "8g", "tmpfs": ["/scratch"], "command": ["-c", "true"]}),
-    ("docker run -h node1 --net=bridge img", {"image": "img", "gpus": "none", "init": False, "network_mode": "bridge",
-                                             "hostname": "node1"}),
-    ("docker run --health-cmd 'curl -f localhost' --health-retries 3 --restart unless-stopped -l a=b img",
-     {"image": "img", "gpus": "none", "restart": "unless-stopped", "init": False, "labels": {"a": "b"},
-      "healthcheck": {"test": "curl -f localhost", "retries": 3}}),
+    (
+        "sudo docker run -d --init --shm-size=16g --name trainer -w /workspace -u 1000:1000 -p 8888:8888 img",
+        {
+            "image": "img",
+            "gpus": "none",
+            "shm_size": "16g",
+            "working_dir": "/workspace",
+            "user": "1000:1000",
+            "ports": ["8888:8888"],
+            "init": True,
+        },
+    ),
+    (
+        "docker run --env-file .env --mount type=bind,source=/tmp,target=/data,readonly img",
+        {
+            "image": "img",
+            "gpus": "none",
+            "env_file": [".env"],
+            "init": False,
+            "mounts": [{"type": "bind", "source": "/tmp", "target": "/data", "read_only": True}],
+        },
+    ),
+    (
+        "docker run --network=host --device=/dev/infiniband --cap-add=IPC_LOCK --privileged "
+        "--security-opt seccomp=unconfined --entrypoint /bin/sh --cpus 1.5 -m 8g --tmpfs /scratch img -c true",
+        {
+            "image": "img",
+            "gpus": "none",
+            "init": False,
+            "network_mode": "host",
+            "devices": ["/dev/infiniband"],
+            "cap_add": ["IPC_LOCK"],
+            "security_opt": ["seccomp=unconfined"],
+            "privileged": True,
+            "entrypoint": ["/bin/sh"],
+            "cpus": 1.5,
+            "mem_limit": "8g",
+            "tmpfs": ["/scratch"],
+            "command": ["-c", "true"],
+        },
+    ),
+    (
+        "docker run -h node1 --net=bridge img",
+        {"image": "img", "gpus": "none", "init": False, "network_mode": "bridge", "hostname": "node1"},
+    ),
+    (
+        "docker run --health-cmd 'curl -f localhost' --health-retries 3 --restart unless-stopped -l a=b img",
+        {
+            "image": "img",
+            "gpus": "none",
+            "restart": "unless-stopped",
+            "init": False,
+            "labels": {"a": "b"},
+            "healthcheck": {"test": "curl -f localhost", "retries": 3},
+        },
+    ),
 ]
 
 
@@ -89,9 +185,14 @@ def test_name_and_notes() -> None:
     ("line", "untranslated"),
     [
         ("docker run --restart on-failure:3 img", ["--restart on-failure:3"]),
-        ("docker run -e HOME --log-driver=none --oom-kill-disable img", ["-e HOME", "--log-driver none", "--oom-kill-disable"]),
-        ("docker run --mount type=bind,src=/a,dst=/b,bind-propagation=shared img",
-         ["--mount type=bind,src=/a,dst=/b,bind-propagation=shared"]),
+        (
+            "docker run -e HOME --log-driver=none --oom-kill-disable img",
+            ["-e HOME", "--log-driver none", "--oom-kill-disable"],
+        ),
+        (
+            "docker run --mount type=bind,src=/a,dst=/b,bind-propagation=shared img",
+            ["--mount type=bind,src=/a,dst=/b,bind-propagation=shared"],
+        ),
     ],
 )
 def test_untranslated_are_listed(line: str, untranslated: list[str]) -> None:
@@ -127,5 +228,7 @@ def test_cli_writes_prints_and_refuses_overwrite(tmp_path: Path) -> None:
 
 def test_cli_refuses_what_the_model_refuses(tmp_path: Path) -> None:
     # NVIDIA's guide spells `capabilities=utilities`; there is no such capability: said, not guessed.
-    result = _ngcws(tmp_path, "init", "--from-docker-run", "docker run --gpus all,capabilities=utilities img", "--print")
+    result = _ngcws(
+        tmp_path, "init", "--from-docker-run", "docker run --gpus all,capabilities=utilities img", "--print"
+    )
     assert result.returncode == 2 and "did you mean 'utility'" in result.stderr and "Traceback" not in result.stderr
