@@ -286,7 +286,7 @@ def render(translation: Translation, source: str, schema: str) -> str:
     """The ngcws.yaml text: the schema modeline, where it came from, the fields, what was not translated."""
     import yaml
 
-    one_line = " ".join(split_command(source))
+    one_line = shlex.join(split_command(source))
     head = [
         f"# yaml-language-server: $schema=./{schema}",
         "# ngcws.yaml: this project's NGC workspace. `ngcws up`, `ngcws exec python train.py`, `ngcws down`.",

@@ -205,8 +205,18 @@ def test_not_a_run_line(line: str) -> None:
         translate(line)
 
 
-def _ngcws(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ngcws", *args], cwd=tmp_path, capture_output=True, text=True)
+def _ngcws(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ngcws", *args], cwd=tmp_path, capture_output=True, text=True, input=stdin
+    )
+
+
+def test_cli_reads_the_pasted_lines_from_stdin(tmp_path: Path) -> None:
+    result = _ngcws(tmp_path, "init", "--from-docker-run", "-", "--print", stdin=README_EXAMPLE + "\n")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["workspaces"]["main"]["gpus"] == [0, 1]
+    # the original command, as a comment that pastes back as the same command
+    assert """--gpus '"device=0,1"' --ipc=host""" in result.stdout
 
 
 def test_cli_writes_prints_and_refuses_overwrite(tmp_path: Path) -> None:
