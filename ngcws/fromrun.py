@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from ngcws.redact import looks_secret
 from ngcws.runflags import RUN_FLAGS
 
 #: docker run flags that mean nothing for a workspace: dropped, each with this note.
@@ -41,6 +42,7 @@ class Translation:
     workspace: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # dropped on purpose
     untranslated: list[str] = field(default_factory=list)  # no field: the user must decide
+    secrets: list[str] = field(default_factory=list)  # values kept out of the file (and its comments)
 
 
 class FromRunError(ValueError):
@@ -142,6 +144,13 @@ def _apply(flag: str, value: str | None, ws: dict[str, Any], out: Translation) -
         out.notes.append("--name: ngcws names the container <project>-<workspace>")
         return
     name = _FIELD_OF.get(flag)
+    key, eq, secret = (value or "").partition("=")
+    if name == "env" and eq and looks_secret(key):
+        ws.setdefault("env", {})[key] = f"${{{key}}}"
+        out.secrets.append(secret)
+        out.notes.append(f"-e {key}=<redacted>: a secret is not written into the file; it says ${{{key}}}: "
+                         f"export {key} or put it in .env (out of git)")  # fmt: skip
+        return
     try:
         handled = name is not None and _field(name, flag, value, ws)
     except (ValueError, IndexError):
@@ -287,6 +296,8 @@ def render(translation: Translation, source: str, schema: str) -> str:
     import yaml
 
     one_line = shlex.join(split_command(source))
+    for secret in filter(None, translation.secrets):
+        one_line = one_line.replace(secret, "<redacted>")
     head = [
         f"# yaml-language-server: $schema=./{schema}",
         "# ngcws.yaml: this project's NGC workspace. `ngcws up`, `ngcws exec python train.py`, `ngcws down`.",

@@ -219,6 +219,15 @@ def test_cli_reads_the_pasted_lines_from_stdin(tmp_path: Path) -> None:
     assert """--gpus '"device=0,1"' --ipc=host""" in result.stdout
 
 
+def test_a_secret_is_kept_out_of_the_file(tmp_path: Path) -> None:
+    line = "docker run -e NGC_API_KEY=s3cr3t-value -e HF_TOKEN=hf_abc -e A=b img"
+    assert translate(line).workspace["env"] == {"NGC_API_KEY": "${NGC_API_KEY}", "HF_TOKEN": "${HF_TOKEN}", "A": "b"}
+    result = _ngcws(tmp_path, "init", "--from-docker-run", line, "--print")
+    assert result.returncode == 0, result.stderr
+    assert "s3cr3t-value" not in result.stdout + result.stderr and "hf_abc" not in result.stdout + result.stderr
+    assert "NGC_API_KEY=<redacted>" in result.stdout
+
+
 def test_cli_writes_prints_and_refuses_overwrite(tmp_path: Path) -> None:
     line = "docker run --gpus 2 --log-driver=none -it img python a.py"
     printed = _ngcws(tmp_path, "init", "--from-docker-run", line, "-")
