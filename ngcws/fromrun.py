@@ -154,7 +154,7 @@ def _apply(flag: str, value: str | None, ws: dict[str, Any], out: Translation) -
     try:
         handled = name is not None and _field(name, flag, value, ws)
     except (ValueError, IndexError):
-        handled = False
+        raise FromRunError(f"{_flag_text(flag, value)}: not a value docker run accepts there") from None
     if not handled:
         out.untranslated.append(_flag_text(flag, value))
 
@@ -202,7 +202,10 @@ def _field(name: str, flag: str, value: str | None, ws: dict[str, Any]) -> bool:
         ws.setdefault("ulimits", {})[key] = {"soft": int(soft), "hard": int(hard)} if colon else int(soft)
         return True
     if name == "mounts":
-        ws.setdefault("mounts", []).append(_mount(value) if flag == "--mount" else _here(value))
+        mount = _mount(value) if flag == "--mount" else _here(value)
+        if mount is None:
+            return False
+        ws.setdefault("mounts", []).append(mount)
         return True
     if name == "entrypoint":
         ws["entrypoint"] = [value]
@@ -238,15 +241,16 @@ def _here(volume: str) -> str:
     return re.sub(r"^(\$PWD|\$\{PWD\}|\$\(pwd\)|`pwd`)(?=[:/])", ".", volume)
 
 
-def _mount(value: str) -> dict[str, Any]:
+def _mount(value: str) -> dict[str, Any] | None:
+    """The long form of a ``--mount``; None when it says what ngcws.yaml has no key for."""
     mount: dict[str, Any] = {}
     for item in _pairs(value):
         key, eq, val = item.partition("=")
         if key not in _MOUNT_KEYS:
-            raise ValueError(key)
+            return None
         mount[_MOUNT_KEYS[key]] = _true(val if eq else None) if _MOUNT_KEYS[key] == "read_only" else val
     if mount.get("type", "volume") == "volume" and "source" not in mount:
-        raise ValueError("anonymous volume")
+        return None  # an anonymous volume
     mount.setdefault("type", "volume")
     return mount
 
@@ -255,22 +259,12 @@ def _gpus(ws: dict[str, Any], out: Translation, nvidia_docker: bool) -> None:
     """--gpus (every form of NVIDIA's guide), or the nvidia-docker era's runtime + NVIDIA_VISIBLE_DEVICES."""
     env = ws.get("env", {})
     runtime = nvidia_docker or ws.get("runtime") == "nvidia"
-    for value in ws.pop("_gpus", []):
-        devices: list[int | str] | None = None
-        for item in _pairs(value.strip("'")):
-            key, eq, val = item.partition("=")
-            if not eq and devices is not None and item != "all":
-                devices.append(int(item) if item.isdigit() else item)  # `--gpus device=1,2` unquoted, as pasted
-            elif not eq:
-                ws["gpus"] = "all" if item == "all" else int(item)
-            elif key == "count":
-                ws["gpus"] = "all" if val == "all" else int(val)
-            elif key == "device":
-                devices = ws["gpus"] = [int(d) if d.isdigit() else d for d in val.split(",")]
-            elif key == "capabilities":
-                ws["capabilities"] = val.split(",")
-            else:
-                raise FromRunError(f"--gpus {value}: unknown option {key!r}")
+    try:
+        _gpu_values(ws)
+    except FromRunError:
+        raise
+    except ValueError:
+        raise FromRunError(f"--gpus {' '.join(ws.get('_gpus', []))}: not a form docker run accepts") from None
     if runtime and "gpus" not in ws:
         ws.pop("runtime", None)
         ws["gpu_request"] = "runtime"
@@ -289,6 +283,26 @@ def _gpus(ws: dict[str, Any], out: Translation, nvidia_docker: bool) -> None:
             ws.pop("env", None)
         out.notes.append("--runtime=nvidia / nvidia-docker: gpus from NVIDIA_VISIBLE_DEVICES, gpu_request: runtime")
     ws.setdefault("gpus", "none")
+
+
+def _gpu_values(ws: dict[str, Any]) -> None:
+    for value in ws.get("_gpus", []):
+        devices: list[int | str] | None = None
+        for item in _pairs(value.strip("'")):
+            key, eq, val = item.partition("=")
+            if not eq and devices is not None and item != "all":
+                devices.append(int(item) if item.isdigit() else item)  # `--gpus device=1,2` unquoted, as pasted
+            elif not eq:
+                ws["gpus"] = "all" if item == "all" else int(item)
+            elif key == "count":
+                ws["gpus"] = "all" if val == "all" else int(val)
+            elif key == "device":
+                devices = ws["gpus"] = [int(d) if d.isdigit() else d for d in val.split(",")]
+            elif key == "capabilities":
+                ws["capabilities"] = val.split(",")
+            else:
+                raise FromRunError(f"--gpus {value}: unknown option {key!r}")
+    ws.pop("_gpus", None)
 
 
 def render(translation: Translation, source: str, schema: str) -> str:

@@ -199,7 +199,19 @@ def test_untranslated_are_listed(line: str, untranslated: list[str]) -> None:
     assert translate(line).untranslated == untranslated
 
 
-@pytest.mark.parametrize("line", ["docker ps", "docker run -it", "podman run img", "docker run 'unclosed img"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "docker ps",
+        "docker run -it",
+        "podman run img",
+        "docker run 'unclosed img",
+        "docker run --gpus foo img",
+        "docker run --gpus all,driver=x img",
+        "docker run --cpus abc img",
+        "docker run --ulimit nofile=x img",
+    ],
+)
 def test_not_a_run_line(line: str) -> None:
     with pytest.raises(FromRunError):
         translate(line)
