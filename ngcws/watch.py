@@ -214,6 +214,8 @@ class Watch:
         self.admitted = Plan()  # what the last reconcile applied
         self.waiting: set[str] = set()  # workspaces whose changes are held back
         self.fresh = True  # a new reading of the file: `pull: always` pulls (once, not at every event)
+        self.refused = False  # the last edit was not taken (invalid, or another project): said already
+        self.deferred: dict[str, str] = {}  # workspace → why its planned change was not applied now
 
     @property
     def state(self) -> DesiredState:
@@ -258,8 +260,12 @@ class Watch:
                 self.event(item.event)
         if self.engine_up:
             self.reconcile()
-            if changed and not self.admitted.changes and not self.waiting:
-                self.say("nothing to apply: the engine already matches")
+            if changed and not self.admitted.changes and not self.waiting and not self.refused:
+                if self.deferred:
+                    left = "; ".join(f"{ws} ({why})" for ws, why in sorted(self.deferred.items()))
+                    self.say(f"not applied now: {left}")
+                else:
+                    self.say("nothing to apply: the engine already matches")
             if any(isinstance(item, EngineEvent) for item in batch):
                 self.wake(self.clock() + SETTLE)
 
@@ -288,6 +294,7 @@ class Watch:
         try:
             loaded = self.world.load()
         except ConfigError as error:
+            self.refused = True
             self.say(f"error: {error.message}")
             self.say("nothing applied; the last valid state stays in force (fix the file and save again)")
             if not self.broken:
@@ -298,8 +305,10 @@ class Watch:
             self.world.follow_files(loaded.files, loaded.roots(), False)
         self.broken = False
         if loaded.state.identity != self.state.identity:
+            self.refused = True
             self.say("the project's name or file changed: follow it with a new `ngcws up --watch`")
             return
+        self.refused = False
         self.loaded = loaded
         self.fresh = True
 
@@ -350,6 +359,7 @@ class Watch:
             held = {h.workspace: h for h in self.world.holds(self.state, doomed)}
         admitted: list[Action] = []
         self.waiting = waiting = set()
+        self.deferred = {}
         for action in plan.actions:
             ws = action.workspace
             if action.kind is Kind.NOOP:
@@ -357,6 +367,7 @@ class Watch:
             if action.kind is Kind.PULL:
                 admitted.append(action)
             elif ws in stopped:
+                self.deferred[ws] = "stopped with `ngcws stop`: `ngcws start` or `up` applies it"
                 self.tell(f"stopped:{ws}", f"{ws} was stopped with `ngcws stop`: left alone until `ngcws start`/`up`")
             elif ws in held and action.kind in (Kind.RECREATE, Kind.REMOVE):
                 hold = held[ws]

@@ -231,6 +231,29 @@ def test_a_workspace_stopped_by_the_user_is_left_alone(world: FakeWorld, watch: 
     assert any("ngcws stop" in s for s in said)
 
 
+def test_nothing_to_apply_is_said_only_when_the_engine_really_matches(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    """An edit left unapplied (a workspace stopped by the user, an invalid file) is never "already matches"."""
+    edit = FilesChanged(frozenset({f"{DIR}/ngcws.yaml"}))
+    world.loads = [Loaded(world.current.state, world.current.files)]
+    world.plan = Plan((RECREATE,))
+    world.stopped_ = {"train"}
+    watch.handle([edit])
+    assert not any("already matches" in s for s in said)
+    assert any(s.startswith("not applied now: train (stopped with `ngcws stop`") for s in said)
+    said.clear()
+    world.loads = [ConfigError("ngcws.yaml:2:1: oops")]
+    watch.handle([edit])
+    assert "error: ngcws.yaml:2:1: oops" in said and not any("already matches" in s for s in said)
+    said.clear()
+    world.stopped_ = set()
+    world.plan = Plan()
+    world.loads = [Loaded(world.current.state, world.current.files)]
+    watch.handle([edit])
+    assert "nothing to apply: the engine already matches" in said
+
+
 def test_a_finished_command_is_left_exited(world: FakeWorld, watch: Watch, said: list[str]) -> None:
     world.current = Loaded(state(command=["python", "job.py"]), world.current.files)
     world.loads = [world.current]
