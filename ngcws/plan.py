@@ -261,7 +261,8 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
                 if _same(before.get(sub), after.get(sub)):
                     continue
                 if is_digest(before.get(sub)) or is_digest(after.get(sub)):  # never a value, only that it changed
-                    out.append(f"{key}.{sub} changed (secret)")
+                    how = "added" if sub not in before else "removed" if sub not in after else "changed"
+                    out.append(f"{key}.{sub} {how} (secret)")
                 else:
                     out.append(f"{key}.{sub} {_show(key, before.get(sub))} → {_show(key, after.get(sub))}")
         elif key in _SETS and isinstance(before or [], list) and isinstance(after or [], list):

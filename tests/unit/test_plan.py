@@ -316,3 +316,15 @@ def test_a_reason_is_never_cut_and_key_order_is_no_change() -> None:
     long_command = ["python", "-c", "x" * 200]
     [reason] = describe_changes({"command": None}, {"command": long_command})
     assert reason.endswith("x" * 200 + "]") and "..." not in reason
+
+
+def test_a_secret_is_said_added_changed_or_removed_never_shown() -> None:
+    from ngcws.redact import PREFIX
+
+    old = {"env": {"KEPT": f"{PREFIX}aaa", "GONE": f"{PREFIX}bbb"}}
+    new = {"env": {"KEPT": f"{PREFIX}ccc", "NEW": f"{PREFIX}ddd"}}
+    assert describe_changes(old, new) == [
+        "env.GONE removed (secret)",
+        "env.KEPT changed (secret)",
+        "env.NEW added (secret)",
+    ]
