@@ -432,8 +432,11 @@ class Watch:
 
     def restart_pending(self) -> None:
         stopped = self.world.stopped(self.state)
+        # A workspace this reconcile created, recreated or started runs fresh code already.
+        fresh = {a.workspace for a in self.admitted.changes if a.kind in (Kind.CREATE, Kind.RECREATE, Kind.START)}
         for ws in sorted(self.restarts):
-            if ws in stopped or ws not in self.state.containers:
+            if ws in stopped or ws not in self.state.containers or ws in fresh:
+                self.told.pop(f"held:restart:{ws}", None)
                 self.restarts.discard(ws)
                 continue
             holds = self.world.restart(self.state, ws)

@@ -209,6 +209,20 @@ def test_restart_on_restarts_and_waits_for_holds(world: FakeWorld, watch: Watch,
     assert world.restarted == ["train"]  # once
 
 
+def test_a_restart_is_not_done_on_top_of_a_recreate(world: FakeWorld, watch: Watch, said: list[str]) -> None:
+    """restart_on and a recreate held back together: the recreate alone starts the fresh code."""
+    world.plan = Plan((RECREATE,))
+    world.held = [Hold("train", "1 exec session running: python train.py (since 12:00:00)", "wait")]
+    watch.handle([FilesChanged(frozenset({f"{DIR}/src/app/x.py"}))])
+    assert world.restarted == [] and all(p.changes == () for p in world.applied)
+    world.held = []
+    watch.handle([])
+    assert world.applied[-1].changes == (RECREATE,)
+    world.plan = Plan()
+    watch.handle([])
+    assert world.restarted == []  # not restarted again
+
+
 def test_a_held_recreate_waits_and_is_told_once(world: FakeWorld, watch: Watch, said: list[str]) -> None:
     world.plan = Plan((RECREATE,))
     world.held = [Hold("train", "1 exec session running: python train.py (since 12:00:00)", "wait")]
