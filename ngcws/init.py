@@ -58,26 +58,18 @@ def write_init(folder: Path, image: str | None, force: bool) -> Path:
 OVERRIDE_HEADER = """\
 # ngcws.override.yaml: this machine's specifics, merged over ngcws.yaml by every ngcws command.
 # Keep it out of git; `ngcws config --sources` shows which file each value comes from.
-# Merge rules: https://github.com/ngcws/ngcws/blob/main/docs/configuration.md#override-files
+# Merge rules: docs/configuration.md (Override files) in ngcws's documentation.
 workspaces:
 """
 
 
-def machine_gpus(run: Any = None) -> list[str] | None:
-    """This machine's GPU UUIDs from nvidia-smi (stable across reboots, unlike indexes), or None."""
-    import shutil
-    import subprocess
+def machine_gpus(host: Any = None) -> list[str] | None:
+    """This machine's GPU UUIDs (stable across reboots, unlike indexes), from doctor's discovery, or None."""
+    from ngcws.hostinfo import Host
 
-    if run is None and shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        out = (run or subprocess.run)(
-            ["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    uuids = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("GPU-")]
-    return uuids if out.returncode == 0 and uuids else None
+    info = (host or Host()).discover(processes=False)
+    uuids = [gpu.uuid for gpu in info.gpus if gpu.uuid.startswith("GPU-")]
+    return uuids or None
 
 
 def write_override(folder: Path, force: bool, gpus: list[str] | None, infiniband: bool) -> Path:

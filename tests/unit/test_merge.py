@@ -187,13 +187,16 @@ def test_a_workspace_with_everything_commented_out_changes_nothing(folder: Path)
 
 
 def test_init_override_writes_this_machines_specifics(folder: Path) -> None:
-    from types import SimpleNamespace
-
+    from ngcws.hostinfo import Host
     from ngcws.init import machine_gpus, write_override
 
     uuid = "GPU-3a23c669-1f2e-4b5c-8d9e-0a1b2c3d4e5f"
-    smi = SimpleNamespace(returncode=0, stdout=f"{uuid}\n")
-    gpus = machine_gpus(run=lambda *args, **kwargs: smi)
+    row = f"0, NVIDIA A100-SXM4-80GB, {uuid}, 535.104.05, 8.0, 81920, 0, 0, 00000000:07:00.0\n"
+
+    def smi(argv: list[str]) -> tuple[int, str]:
+        return (0, row) if any(a.startswith("--query-gpu=") for a in argv) else (0, "")
+
+    gpus = machine_gpus(Host(folder / "no-proc", run=smi, use_nvml=False))
     assert gpus == [uuid]
     (folder / ".git").mkdir()
     path = write_override(folder, False, gpus, infiniband=True)
