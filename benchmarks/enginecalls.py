@@ -12,6 +12,7 @@ included. Used by ``benchmarks/run``, untimed: the proxy adds its own latency.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -120,15 +121,13 @@ class EngineCallCounter:
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 engine.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     def _requests(self, stream: _Stream, engine: socket.socket) -> None:
         while (head := stream.until(b"\r\n\r\n")) is not None:
             lines = head.decode("latin-1").split("\r\n")
-            method, path = (lines[0].split(" ") + ["", ""])[:2]
+            method, path = [*lines[0].split(" "), "", ""][:2]
             headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
             with self._lock:
                 self.calls.append(f"{method} {shape(path)}")
@@ -163,10 +162,8 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         pass
     finally:
         for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(how)
-            except OSError:
-                pass
 
 
 def summary(calls: list[str]) -> str:

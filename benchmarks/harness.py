@@ -1,8 +1,9 @@
-"""Side-by-side timing of CLIs: interleaved rounds, medians, ratios. Used by the benchmark scripts.
+"""Side-by-side timing of commands: interleaved rounds, medians, spread, peak RSS, engine calls.
 
-Each command runs as a child process; wall time is measured around it and its peak RSS comes
-from wait4(). Rounds interleave the commands (in a rotating order) so machine noise hits all of
-them alike; compare the ratios printed by one run, not absolute times across runs.
+Each command runs as a child process; wall time is measured around it and its peak RSS comes from
+``wait4()``. Rounds interleave the commands of a case in a rotating order so machine noise hits all
+of them alike; an untimed ``before`` step (removing an image, bringing a project down) runs ahead of
+each timed run. Compare the ratios printed by one run, not absolute times across runs.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from enginecalls import EngineCallCounter
 
 TESTBED_ENV = Path(os.environ.get("NGCWS_TESTBED_ENV", "/var/lib/ngcws-testbed/env"))
 
@@ -39,36 +44,69 @@ def devcontainer_command() -> list[str] | None:
     return None
 
 
-def run_once(argv: Sequence[str], cwd: Path) -> tuple[float, int]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read() if proc.stderr else b""
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
-    return wall, usage.ru_maxrss
+def quiet(argv: Sequence[str], cwd: Path | None = None, check: bool = True) -> str:
+    """Run a setup step (untimed); its output is kept for the error only."""
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+    return done.stdout
 
 
-def compare(commands: dict[str, tuple[Sequence[str], Path]], rounds: int, baseline: str, subject: str) -> None:
-    names = list(commands)
-    for name in names:  # warm-up: caches, page cache, pyc files
-        run_once(*commands[name])
-    walls: dict[str, list[float]] = {n: [] for n in names}
-    rss: dict[str, list[int]] = {n: [] for n in names}
+@dataclass
+class Command:
+    label: str
+    argv: list[str]
+    cwd: Path
+    before: Callable[[], None] | None = None  # untimed, ahead of every run
+
+    def run(self, env: dict[str, str] | None = None) -> tuple[float, int]:
+        if self.before:
+            self.before()
+        with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing blocks on a full pipe
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            proc.returncode = code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                err.seek(0)
+                sys.exit(f"{' '.join(self.argv)} failed ({code}): {err.read().decode(errors='replace')[-800:]}")
+        return wall, usage.ru_maxrss * 1024
+
+
+@dataclass
+class Measured:
+    label: str
+    walls: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)  # bytes
+    calls: list[str] = field(default_factory=list)
+    connections: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(self.rss) / 2**20
+
+
+def measure(commands: Sequence[Command], rounds: int, counter: EngineCallCounter | None) -> dict[str, Measured]:
+    """One warm-up run of each, one untimed run through the call counter, then ``rounds`` rounds."""
+    results = {c.label: Measured(c.label) for c in commands}
+    for command in commands:  # warm-up: page cache, pyc files, the engine's own caches
+        command.run()
+    if counter is not None:
+        for command in commands:
+            counter.take()
+            command.run({**os.environ, "DOCKER_HOST": counter.docker_host})
+            results[command.label].calls, results[command.label].connections = counter.take()
     for i in range(rounds):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            wall, peak = run_once(*commands[name])
-            walls[name].append(wall)
-            rss[name].append(peak)
-    print(f"{'command':<34} {'median s':>9} {'min s':>7} {'peak RSS MB':>12}  {subject} ÷ this")
-    ours = statistics.median(walls[subject])
-    for name in names:
-        med = statistics.median(walls[name])
-        peak_mb = statistics.median(rss[name]) / 1024
-        print(f"{name:<34} {med:9.3f} {min(walls[name]):7.3f} {peak_mb:12.1f}  {ours / med:6.2f}")
-    base = statistics.median(walls[baseline])
-    print(f"\n{subject} / {baseline}: {ours / base:.2f} (median of {rounds} interleaved rounds)")
+        shift = i % len(commands)
+        for command in [*commands[shift:], *commands[:shift]]:
+            wall, rss = command.run()
+            results[command.label].walls.append(wall)
+            results[command.label].rss.append(rss)
+    return results

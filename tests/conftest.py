@@ -71,15 +71,27 @@ def _engine_problem() -> str | None:
     return None
 
 
+#: A label on every image the tests build (intermediate build steps included): removed at the end.
+BUILT_LABEL = "ngcws.test.build"
+
+
 @pytest.fixture(scope="session")
-def testbed() -> dict[str, str]:
-    """The test bed's facts; skips (fails under CI) when there is no engine."""
+def testbed() -> Iterator[dict[str, str]]:
+    """The test bed's facts; skips (fails under CI) when there is no engine. At the end of the
+    session, the images the tests built are removed (a pushed and re-pulled image outlives the
+    tag a test deletes)."""
     problem = _engine_problem()
     if problem:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs a Docker engine: {problem}")
         pytest.skip(problem)
-    return TESTBED
+    yield TESTBED
+    from ngcws.engine import Engine
+
+    engine = Engine()
+    built = engine.transport.request("GET", "/images/json", params={"all": True, "filters": {"label": [BUILT_LABEL]}})
+    for image in sorted(built.json(), key=lambda i: -int(i.get("Created") or 0)):  # children first
+        engine.transport.request("DELETE", f"/images/{image['Id']}", params={"force": True}).read()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ngcws.engine import Engine
-from tests.conftest import NGCWS, Workspace, memlock_is_allowed, read_terminal
+from tests.conftest import BUILT_LABEL, NGCWS, Workspace, memlock_is_allowed, read_terminal
 
 
 def one(project: Workspace) -> dict[str, Any]:
@@ -151,6 +151,11 @@ def test_repushed_tag_recreates_after_pull_always(project: Workspace, testbed: d
         assert new["Id"] != old["Id"] and new["ImageID"] != old["ImageID"]
     finally:
         engine.transport.request("DELETE", f"/images/{image}", params={"force": True}).read()
+        repository = image.rsplit(":", 1)[0]
+        for source in (testbed["NGCWS_TB_TINY"], testbed["NGCWS_TB_NGC"]):  # the pulls' digest references
+            for digest in (engine.inspect_image(source) or {}).get("RepoDigests") or []:
+                if digest.startswith(repository + "@"):
+                    engine.transport.request("DELETE", f"/images/{digest}").read()
 
 
 def test_orphans_are_warned_then_removed_on_request(project: Workspace, testbed: dict[str, str]) -> None:
@@ -323,7 +328,7 @@ def _build_layered(base: str, tag: str, sizes: tuple[int, int] = (3_000_000, 2_0
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         files = {
-            "Dockerfile": f"FROM {base}\nCOPY a /a\nCOPY b /b\n".encode(),
+            "Dockerfile": f"FROM {base}\nLABEL {BUILT_LABEL}=1\nCOPY a /a\nCOPY b /b\n".encode(),
             "a": os.urandom(sizes[0]),
             "b": os.urandom(sizes[1]),
         }
