@@ -6,6 +6,7 @@ that is judged (a ratio of medians against a reference measured in the same roun
 
 from __future__ import annotations
 
+import shutil
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,7 +139,22 @@ def up_noop_many(rounds: int, counter: EngineCallCounter | None) -> Result:
 
 def up_create_many(rounds: int, counter: EngineCallCounter | None) -> Result:
     with projects(MANY, up=False) as p:
-        commands = [Command(f"ngcws up (create {MANY})", [*p.ngcws, "up"], p.ngcws_dir, before=p.ngcws_down)]
+        cold_cache = p.root / "cold-cache"
+
+        def down_and_forget() -> None:
+            p.ngcws_down()
+            shutil.rmtree(cold_cache, ignore_errors=True)
+
+        commands = [
+            Command(f"ngcws up (create {MANY})", [*p.ngcws, "up"], p.ngcws_dir, before=p.ngcws_down),
+            Command(
+                f"ngcws up (create {MANY}, cold cache)",
+                [*p.ngcws, "up"],
+                p.ngcws_dir,
+                before=down_and_forget,
+                env={"XDG_CACHE_HOME": str(cold_cache)},
+            ),
+        ]
         if p.compose_dir:
             argv = ["docker-compose", "up", "-d"]
             commands.append(
@@ -213,15 +229,13 @@ def pull(rounds: int, counter: EngineCallCounter | None) -> Result:
 
 
 def rss_of_create(create: Result) -> Result:
-    """The peak RSS of ``ngcws up`` creating MANY workspaces, from that case's rounds."""
+    """The peak RSS of ``ngcws up`` creating MANY workspaces, from that case's rounds: the higher of
+    the runs with the desired-state cache and those without (a first ``up`` after an edit loads
+    the file with pydantic)."""
+    ours = [m for label, m in create.measured.items() if label.startswith("ngcws")]
+    peak = max(ours, key=lambda m: m.peak_rss_mb)
     return Result(
-        "rss",
-        f"peak RSS of `ngcws up` creating {MANY} workspaces",
-        {create.subject: create.measured[create.subject]},
-        create.subject,
-        [],
-        60.0,
-        unit="MB",
+        "rss", f"peak RSS of `ngcws up` creating {MANY} workspaces", {peak.label: peak}, peak.label, [], 60.0, unit="MB"
     )
 
 

@@ -109,20 +109,18 @@ class EngineCallCounter:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            engine.connect(self.upstream)
-        except OSError:
-            client.close()
-            return
-        threading.Thread(target=_pipe, args=(engine, client), daemon=True).start()
-        try:
-            self._requests(_Stream(client), engine)
-        except OSError:
-            pass
-        finally:
+        with client, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as engine:
+            try:
+                engine.connect(self.upstream)
+            except OSError:
+                return
+            answers = threading.Thread(target=_pipe, args=(engine, client), daemon=True)
+            answers.start()
+            with contextlib.suppress(OSError):
+                self._requests(_Stream(client), engine)
             with contextlib.suppress(OSError):
                 engine.shutdown(socket.SHUT_WR)
+            answers.join()
 
     def _requests(self, stream: _Stream, engine: socket.socket) -> None:
         while (head := stream.until(b"\r\n\r\n")) is not None:

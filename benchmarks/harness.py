@@ -58,10 +58,12 @@ class Command:
     argv: list[str]
     cwd: Path
     before: Callable[[], None] | None = None  # untimed, ahead of every run
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
 
     def run(self, env: dict[str, str] | None = None) -> tuple[float, int]:
         if self.before:
             self.before()
+        env = {**os.environ, **self.env, **(env or {})}
         with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing blocks on a full pipe
             start = time.perf_counter()
             proc = subprocess.Popen(
@@ -101,7 +103,7 @@ def measure(commands: Sequence[Command], rounds: int, counter: EngineCallCounter
     if counter is not None:
         for command in commands:
             counter.take()
-            command.run({**os.environ, "DOCKER_HOST": counter.docker_host})
+            command.run({"DOCKER_HOST": counter.docker_host})
             results[command.label].calls, results[command.label].connections = counter.take()
     for i in range(rounds):
         shift = i % len(commands)

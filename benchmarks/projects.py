@@ -19,10 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import devcontainer_command, ngcws_command, quiet, testbed
 
 FOREIGN_LABEL = "ngcws-bench.foreign"
+
+
+class Skipped(Exception):
+    """A case that cannot run on this machine; the run goes on and the table says why."""
+
+
 PULL_IMAGE_PATH = "ngcws-bench/pytorch-layers"
 PULL_IMAGE_TAG = "23.08-py3"
 
@@ -204,12 +211,17 @@ def pull_image() -> str:
             "COPY extra/ /opt/ngcws-bench/\n"
             'CMD ["python3"]\n'
         )
-        subprocess.run(["docker", "build", "-q", "-t", reference, str(ctx)], env=_legacy_builder(), check=True)
+        built = subprocess.run(["docker", "build", "-q", "-t", reference, str(ctx)], env=_legacy_builder(), **_CAPTURE)
+        if built.returncode != 0:
+            raise SystemExit(f"docker build of {reference} failed: {built.stderr[-800:]}")
         quiet(["docker", "push", reference])
         quiet(["docker", "rmi", reference])
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
     return reference
+
+
+_CAPTURE: dict[str, Any] = {"capture_output": True, "text": True}
 
 
 def _legacy_builder() -> dict[str, str]:
