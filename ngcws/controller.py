@@ -597,10 +597,11 @@ class Controller:
         failure.hint = _join(failure.hint, f"Nothing was lost: the old container {name} is back, {kept}.")
 
     def _pull(self, want: DesiredContainer) -> None:
-        from ngcws.engine.auth import auth_header
+        from ngcws.engine.auth import pull_auth
 
         ref = image_ref(want.image)
-        self.engine.pull(ref, auth_header(ref), lambda m: self.reporter.progress(want.workspace, m))
+        header, sent = pull_auth(ref)
+        self.engine.pull(ref, header, lambda m: self.reporter.progress(want.workspace, m), sent)
 
     def create_oneoff(self, want: DesiredContainer, name: str, request: dict[str, Any]) -> str:
         """Create an ``ngcws run`` container (not started)."""

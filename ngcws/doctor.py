@@ -487,12 +487,45 @@ def check_host_memlock(probe: str | None, daemon: DaemonFacts | None) -> Check:
     )
 
 
-def check_credentials(workspace: str, registry: str, has_login: bool, ngc_api_key: bool, image_present: bool) -> Check:
+def check_credentials(
+    workspace: str,
+    registry: str,
+    has_login: bool,
+    ngc_api_key: bool,
+    image_present: bool,
+    verified: str | None = None,
+    detail: str = "",
+) -> Check:
+    """The login a pull would send; ``verified``: what the registry said of it
+    (:mod:`ngcws.registrycheck`: ok, rejected, not verified, anonymous; None: not asked)."""
     name = "credentials"
+    source = said = redo = ""
     if registry == "nvcr.io" and ngc_api_key:
-        return Check(name, PASS, "nvcr.io: NGC_API_KEY is set", workspace=workspace)
-    if has_login:
-        return Check(name, PASS, f"{registry}: logged in (docker login)", workspace=workspace)
+        source, said = "NGC_API_KEY", "nvcr.io: NGC_API_KEY is set"
+        redo = "check NGC_API_KEY (an NGC API key), or unset it to use your docker login"
+    elif has_login:
+        source, said = "docker login", f"{registry}: logged in (docker login)"
+        user = "'$oauthtoken'" if registry == "nvcr.io" else "USER"
+        redo = f"log in again: `docker login {registry} -u {user}`"
+    if source:
+        if verified == "rejected":
+            return Check(
+                name,
+                WARN if image_present else FAIL,
+                f"{registry}: the stored login ({source}) was rejected by the registry ({detail})",
+                redo + (" (the image is already local, so only a new pull needs it)" if image_present else ""),
+                workspace,
+            )
+        if verified == "ok":
+            return Check(name, PASS, f"{said}; the registry accepted it", workspace=workspace)
+        if verified == "anonymous":
+            return Check(name, PASS, f"{said}; the registry asks for no login", workspace=workspace)
+        if verified is None:
+            return Check(name, PASS, said, workspace=workspace)
+        text = f"{said}; not verified" + (f" ({detail})" if detail else "")
+        if not image_present:
+            return Check(name, WARN, text, "check the registry's address and your network", workspace)
+        return Check(name, PASS, text, workspace=workspace)
     if image_present:
         return Check(name, PASS, f"{registry}: not logged in, but the image is already local", workspace=workspace)
     if registry == "nvcr.io":

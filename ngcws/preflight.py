@@ -183,6 +183,18 @@ class HostFacts:
                 holders.append(gpuset.Holder(label, gpus))
         return holders
 
+    def login_verdict(self, registry: str, credentials: Mapping[str, str] | None) -> Any:
+        """What ``registry`` says of ``credentials`` (:func:`ngcws.registrycheck.verify_login`), asked
+        once per registry and login; None without a user name and password to try."""
+        if not credentials or not credentials.get("username") or not credentials.get("password"):
+            return None
+        from ngcws.registrycheck import verify_login
+
+        user, password = credentials["username"], credentials["password"]
+        timeout = float(self.environ.get("NGCWS_REGISTRY_TIMEOUT", "3"))
+        key = f"login:{registry}:{user}:{hash(password)}"
+        return self._once(key, lambda: verify_login(registry, user, password, timeout))
+
     def running(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._once("running", self.engine.running_containers)
         return result
@@ -294,7 +306,7 @@ def workspace_checks(
     probe_image: str | None,
     siblings: Iterable[DesiredContainer] = (),
 ) -> list[D.Check]:
-    from ngcws.engine.auth import auth_header
+    from ngcws.engine.auth import stored_credentials
     from ngcws.imageref import image_ref
 
     name = want.workspace
@@ -315,12 +327,21 @@ def workspace_checks(
         checks.append(memlock)
     image = image_ref(want.image)
     registry = image.registry
-    try:  # a docker login (NGC_API_KEY is reported on its own)
-        login = auth_header(image, environ={**facts.environ, "NGC_API_KEY": ""}) is not None
+    try:  # the login a pull would send, asked of the registry itself
+        credentials, source = stored_credentials(image, facts.environ)
     except Exception:  # a broken credential helper: say not logged in
-        login = False
+        credentials, source = None, ""
+    verdict = facts.login_verdict(registry, credentials)
     checks.append(
-        D.check_credentials(name, registry, login, bool(facts.environ.get("NGC_API_KEY")), inspect is not None)
+        D.check_credentials(
+            name,
+            registry,
+            source == "docker login",
+            source == "NGC_API_KEY",
+            inspect is not None,
+            verdict.outcome if verdict else None,
+            verdict.detail if verdict else "",
+        )
     )
     return checks
 

@@ -237,18 +237,20 @@ class Engine:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def pull(self, image: ImageRef, auth_header: str | None, progress: ProgressCallback) -> None:
-        """Pull ``image``, reporting each progress message."""
+    def pull(self, image: ImageRef, auth_header: str | None, progress: ProgressCallback, sent: str = "") -> None:
+        """Pull ``image``, reporting each progress message; ``sent`` says where the credentials in
+        ``auth_header`` come from (``docker login``, ``NGC_API_KEY``), for the message of a refusal."""
+        sent = sent if auth_header else ""
         headers = {"X-Registry-Auth": auth_header} if auth_header else {}
         params = {"fromImage": image.name, "tag": image.pull_tag}
         response = self.transport.request("POST", "/images/create", params=params, headers=headers, timeout=None)
         if response.status != 200:
-            raise pull_error(image, response.status, response.error_message())
+            raise pull_error(image, response.status, response.error_message(), sent)
         try:
             for message in response.lines():
                 if "error" in message or "errorDetail" in message:
                     text = str(message.get("error") or (message.get("errorDetail") or {}).get("message", ""))
-                    raise pull_error(image, 500, text)
+                    raise pull_error(image, 500, text, sent)
                 progress(message)
         except EngineConnectionLost as exc:
             raise EngineConnectionLost(
@@ -468,19 +470,34 @@ _REGISTRY_REFUSAL = re.compile(
 )
 
 
-def pull_error(image: ImageRef, status: int, message: str) -> EngineError:
-    """A failed pull, named after the registry the image really comes from."""
+_REJECTED = re.compile(r"unauthorized|authentication required|incorrect username or password", re.IGNORECASE)
+
+
+def pull_error(image: ImageRef, status: int, message: str, sent: str = "") -> EngineError:
+    """A failed pull, named after the registry the image really comes from. ``sent``: where the
+    credentials sent with it came from (``docker login``, ``NGC_API_KEY``; "" for none), so that a
+    stored login the registry rejects is named as such, not met with "log in first"."""
     lowered = message.lower()
     where = f"{image.registry}, Docker Hub" if image.on_docker_hub else image.registry
     if _REGISTRY_REFUSAL.search(message):
-        hint = f"Log in first: `{image.login_command()}`"
-        if image.registry == "nvcr.io":
-            hint += " (password: your NGC API key), or export NGC_API_KEY"
-        if "pull access denied" in lowered:
-            hint = f"Check the repository name, or log in if it is private: `{image.login_command()}`"
-        return RegistryAuthError(
-            f"the registry refused to let us pull {image} ({where}): {message}", hint=hint, status=status
-        )
+        login = f"`{image.login_command()}`" + (" (password: your NGC API key)" if image.registry == "nvcr.io" else "")
+        rejected = status == 401 or bool(_REJECTED.search(message))
+        if sent == "NGC_API_KEY":
+            said = f"the registry {'rejected' if rejected else 'denied access with'} NGC_API_KEY"
+            hint = "Check NGC_API_KEY (an NGC API key), or unset it to use your docker login."
+        elif sent:
+            said = f"the stored login for {image.registry} ({sent}) was {'rejected' if rejected else 'denied access'}"
+            hint = f"Log in again: {login}; the stored password or token is wrong or expired."
+            if not rejected:
+                hint = f"That account may not see {image}: check the name, or log in as another user: {login}."
+        else:
+            hint = f"Log in first: {login}" + (", or export NGC_API_KEY" if image.registry == "nvcr.io" else "")
+            if "pull access denied" in lowered:
+                hint = f"Check the repository name, or log in if it is private: `{image.login_command()}`"
+            return RegistryAuthError(
+                f"the registry refused to let us pull {image} ({where}): {message}", hint=hint, status=status
+            )
+        return RegistryAuthError(f"{said} when pulling {image} ({where}): {message}", hint=hint, status=status)
     if status == 404 or "not found" in lowered or "manifest unknown" in lowered:
         return ImageNotFound(
             f"image {image} was not found on {where}: {message}", hint="Check the repository and tag.", status=404

@@ -14,12 +14,16 @@ import pytest
 import yaml
 
 from ngcws import __version__
-from ngcws.engine.auth import auth_header
-from ngcws.imageref import image_ref
+from ngcws.engine.auth import pull_auth
+from ngcws.imageref import ImageRef, image_ref
 from ngcws.schema import json_schema
 from ngcws.yamlsource import parse
 
 NGCWS = [sys.executable, "-m", "ngcws"]
+
+
+def auth_header(image: ImageRef, environ: dict[str, str]) -> str | None:
+    return pull_auth(image, environ)[0]
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -131,6 +135,9 @@ def test_registry_auth_header_from_ngc_api_key_and_docker_config(tmp_path: Path)
         "pw",
     )
     assert auth_header(ngc, env) is None  # a login for one registry is not sent to another
+    assert (
+        pull_auth(local, env)[1] == "docker login" and pull_auth(ngc, {**env, "NGC_API_KEY": "k"})[1] == "NGC_API_KEY"
+    )
     home = tmp_path / "home"
     (home / ".docker").mkdir(parents=True)
     (home / ".docker" / "config.json").write_text(json.dumps({"auths": {"localhost:5000": {"auth": token}}}))

@@ -183,6 +183,33 @@ def test_credentials(registry: str, login: bool, key: bool, present: bool, verdi
 
 
 @pytest.mark.parametrize(
+    ("registry", "key", "present", "said", "verdict", "words"),
+    [
+        (
+            "localhost:5001",
+            False,
+            False,
+            "rejected",
+            D.FAIL,
+            "stored login (docker login) was rejected by the registry",
+        ),
+        ("localhost:5001", False, False, "rejected", D.FAIL, "log in again: `docker login localhost:5001 -u USER`"),
+        ("localhost:5001", False, True, "rejected", D.WARN, "only a new pull needs it"),
+        ("nvcr.io", True, False, "rejected", D.FAIL, "check NGC_API_KEY"),
+        ("localhost:5001", False, False, "ok", D.PASS, "logged in (docker login); the registry accepted it"),
+        ("localhost:5001", False, False, "not verified", D.WARN, "logged in (docker login); not verified (down)"),
+        ("localhost:5001", False, True, "not verified", D.PASS, "not verified (down)"),
+        ("localhost:5000", False, False, "anonymous", D.PASS, "asks for no login"),
+    ],
+)
+def test_credentials_as_the_registry_judged_them(
+    registry: str, key: bool, present: bool, said: str, verdict: str, words: str
+) -> None:
+    check = D.check_credentials("train", registry, not key, key, present, said, "down" if said != "ok" else "")
+    assert check.verdict == verdict and words in (check.summary + "; " + (check.fix or "")), check
+
+
+@pytest.mark.parametrize(
     ("support", "mode", "verdict", "words"),
     [
         (D.GpuSupport(probe=""), "device-requests", D.PASS, "accepts GPU requests"),
