@@ -82,7 +82,8 @@ def _secret_outside_env(essence: dict[str, Any], project_dir: str, home: str) ->
     return [
         f"{' and '.join(fields)} hold{'s' if len(fields) == 1 else ''} a secret variable's value: whoever can run "
         "`docker inspect` reads it there (ngcws shows only that it changed); pass it in `env:` and refer to "
-        "it inside (e.g. `sh -c '... $HF_TOKEN'`) to keep it out of the container's config"
+        "it inside (`sh -c '... $$HF_TOKEN'` in ngcws.yaml: `$$` is a literal $) to keep it out of the "
+        "container's config"
     ]
 
 
