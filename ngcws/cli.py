@@ -190,6 +190,7 @@ def _print_sources(project: Any, show_secrets: bool) -> None:
     import json
 
     from ngcws.merge import sources
+    from ngcws.redact import masked
 
     rows = []
     for path, value, where in sources(project.document):
@@ -199,6 +200,8 @@ def _print_sources(project: Any, show_secrets: bool) -> None:
             name = parts[3] if len(parts) > 3 else str(value).partition("=")[0]
             if name in secret:
                 value = "<redacted>" if len(parts) > 3 else f"{name}=<redacted>"
+        elif not show_secrets and len(parts) >= 3 and parts[0] == "workspaces":
+            value = masked(value, project.secret_values.get(parts[1], ()))
         rows.append((f"{path}: {json.dumps(value)}", where))
     width = max(len(text) for text, _ in rows)
     for text, where in rows:

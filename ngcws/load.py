@@ -43,6 +43,9 @@ class Project:
     secret_env: dict[str, frozenset[str]] = field(default_factory=dict)
     #: The YAML merged from every config file, each value with the file and line it came from.
     document: Document | None = None
+    #: Per workspace, the values of secret variables interpolated outside ``env`` (``command``,
+    #: ``labels``, …): concealed in essence, labels and plans (see ngcws.redact.conceal).
+    secret_values: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def workspaces(self) -> dict[str, Any]:
@@ -80,7 +83,8 @@ def load_located(
         raise _config_error(doc, exc, secret) from None
     name = project_name(located, file.name, project_override)
     secret_names = {ws_name: secret_env(doc, secret, ws_name, ws) for ws_name, ws in file.workspaces.items()}
-    return Project(name, located.directory, located.config_file, file, secret_names, doc)
+    values = secret_values(doc, variables)
+    return Project(name, located.directory, located.config_file, file, secret_names, doc, values)
 
 
 def secret_paths(doc: Document, variables: Mapping[str, str]) -> dict[Path_, str]:
@@ -95,6 +99,22 @@ def secret_paths(doc: Document, variables: Mapping[str, str]) -> dict[Path_, str
         if found:
             out[path] = found[0]
     return out
+
+
+def secret_values(doc: Document, variables: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Per workspace, the values of the secret variables its fields other than ``env`` interpolate
+    (``command: [train.py, --token, ${HF_TOKEN}]``)."""
+    from ngcws.redact import secret_variable
+
+    out: dict[str, set[str]] = {}
+    for path, used in doc.interpolated.items():
+        if len(path) < 3 or path[0] != "workspaces" or path[2] == "env":
+            continue
+        for name in used:
+            value = variables.get(name) if secret_variable(name, variables) else None
+            if value:
+                out.setdefault(str(path[1]), set()).add(value)
+    return {name: frozenset(values) for name, values in out.items()}
 
 
 def secret_env(doc: Document, secret: Mapping[Path_, str], workspace_name: str, workspace: Any) -> frozenset[str]:

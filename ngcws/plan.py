@@ -237,6 +237,8 @@ def _equivalent(current: ObservedContainer, want: DesiredContainer, observed: Ob
     return canonical_essence(old, default) == canonical_essence(want.essence, default)
 
 
+#: How a value that holds a secret is shown: never the value (redact.conceal).
+SECRET = "<secret>"
 #: Dict fields whose changes are named by key (``env.WANDB_MODE unset → offline``).
 _KEYED = ("env", "labels", "ulimits", "sysctls", "tmpfs", "healthcheck")
 #: List fields that are sets: a change is what was added and removed (``mounts: + /data:/data``).
@@ -310,6 +312,8 @@ def _identity(key: str, item: Any) -> Any:
 
 def _item(key: str, item: Any) -> str:
     """One item of a list field as the file spells it."""
+    if is_digest(item):
+        return SECRET
     if not isinstance(item, dict):
         return str(item)
     if key == "ports":
@@ -325,6 +329,8 @@ def _item(key: str, item: Any) -> str:
 
 
 def _show(key: str, value: Any) -> str:
+    if is_digest(value):
+        return SECRET
     if value is None:
         return "unset"
     if value == "":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 PATTERNS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "CREDENTIAL")
 PREFIX = "secret:hmac-sha256:"
@@ -65,3 +66,63 @@ def shown(env: Mapping[str, str], secret: Iterable[str]) -> dict[str, str]:
     """``env`` for a person: each secret value replaced by ``<redacted>``."""
     names = set(secret)
     return {k: SHOWN if k in names else v for k, v in env.items()}
+
+
+#: Essence fields where a secret value is replaced by a digest of the whole string that holds it.
+#: Other fields (image, mounts, working_dir, …) are used as they are; ``risky`` names a secret there.
+CONCEALED = ("command", "entrypoint", "labels", "healthcheck")
+
+
+def holds_secret(value: Any, secrets: Iterable[str]) -> bool:
+    """Whether any string inside ``value`` contains one of ``secrets``."""
+    found = list(secrets)
+    if isinstance(value, str):
+        return any(secret in value for secret in found)
+    if isinstance(value, dict):
+        return any(holds_secret(v, found) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(holds_secret(v, found) for v in value)
+    return False
+
+
+def holds_digest(value: Any) -> bool:
+    """Whether a digest (a concealed secret) is anywhere inside ``value``."""
+    if isinstance(value, dict):
+        return any(holds_digest(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_digest(v) for v in value)
+    return is_digest(value)
+
+
+def conceal(essence: Mapping[str, Any], secrets: Iterable[str], key: bytes) -> dict[str, Any]:
+    """``essence`` with each string of the :data:`CONCEALED` fields that contains a secret value
+    replaced by its keyed digest (a changed secret is still drift; the value is not kept)."""
+    found = [s for s in secrets if s]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return digest(key, value) if any(secret in value for secret in found) else value
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return {k: walk(v) if k in CONCEALED and found else v for k, v in essence.items()}
+
+
+def masked(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with every secret value inside its strings shown as :data:`SHOWN`, at any depth
+    (for output that quotes the file's values: ``ngcws config``)."""
+    found = sorted((s for s in secrets if s), key=len, reverse=True)
+    if not found:
+        return value
+    if isinstance(value, str):
+        for secret in found:
+            value = value.replace(secret, SHOWN)
+        return value
+    if isinstance(value, dict):
+        return {k: masked(v, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, found) for v in value]
+    return value

@@ -5,14 +5,15 @@ loaded back: unset fields left out, ports as ``"IP:HOST:CONTAINER/proto"`` strin
 devices as ``docker run`` writes them, durations with a unit, mounts in long form with absolute
 sources, sizes in bytes, ``$`` written ``$$`` (the output is interpolated again when loaded). Entries that come
 from an ``env_file`` stay there (the file is listed), unless secrets are shown; secret values are
-``<redacted>`` unless secrets are shown. Pure.
+``<redacted>`` unless secrets are shown, and so is a secret variable's value wherever else it was
+interpolated (``command: [train.py, --token, ${HF_TOKEN}]``). Pure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ngcws.redact import shown
+from ngcws.redact import masked, shown
 
 
 def resolved_file(project: Any, show_secrets: bool = False) -> dict[str, Any]:
@@ -23,6 +24,7 @@ def resolved_file(project: Any, show_secrets: bool = False) -> dict[str, Any]:
         env = dict(data["env"])
         if not show_secrets:
             env = shown({k: v for k, v in env.items() if k not in workspace.env_from_files}, project.secret_env[name])
+            data = masked(data, project.secret_values.get(name, ()))  # secret variables used outside env
         data["env"] = env
         data["ports"] = [port_text(port) for port in data["ports"]]
         if "tmpfs" in data:

@@ -73,7 +73,21 @@ def _root_writes_project(essence: dict[str, Any], project_dir: str, home: str) -
     return []
 
 
-RULES: tuple[Rule, ...] = (_mounts, _ipc, _privileged, _network, _root_writes_project)
+def _secret_outside_env(essence: dict[str, Any], project_dir: str, home: str) -> list[str]:
+    from ngcws.redact import CONCEALED, holds_digest
+
+    fields = [field for field in CONCEALED if holds_digest(essence.get(field))]
+    if not fields:
+        return []
+    return [
+        f"{' and '.join(fields)} hold{'s' if len(fields) == 1 else ''} a secret variable's value: whoever can run "
+        "`docker inspect` reads it there (ngcws shows only that it changed); pass it in `env:` and refer to "
+        "it inside (`sh -c '... $$HF_TOKEN'` in ngcws.yaml: `$$` is a literal $) to keep it out of the "
+        "container's config"
+    ]
+
+
+RULES: tuple[Rule, ...] = (_mounts, _ipc, _privileged, _network, _root_writes_project, _secret_outside_env)
 
 
 def findings(essence: dict[str, Any], project_dir: str, home: str) -> list[str]:

@@ -59,6 +59,7 @@ class DesiredContainer(NamedTuple):
     secret_env: tuple[str, ...] = ()  # env names whose values are secret: digests in essence and labels
     ignore_changes: tuple[str, ...] = ()  # unsaved.py: never work to keep (not part of the spec)
     restart_on: tuple[str, ...] = ()  # globs (relative to the project folder) whose changes restart it (--watch)
+    concealed: bool = False  # secret values outside env, digested in the essence (redact.conceal): never cached
 
 
 class DesiredState(NamedTuple):
@@ -108,10 +109,12 @@ class DesiredState(NamedTuple):
 
 
 class Secrets(NamedTuple):
-    """Which env values are secret (per workspace) and the key that digests them (ngcws.redact)."""
+    """Which env values are secret (per workspace) and the key that digests them (ngcws.redact);
+    ``values``: per workspace, secret values interpolated outside env (redact.conceal)."""
 
     key: bytes
     names: dict[str, frozenset[str]]
+    values: dict[str, frozenset[str]]
 
 
 def desired_state(
@@ -385,11 +388,15 @@ def desired_container(
     The create request has every env value; the essence (kept in labels, shown in plans, hashed)
     has a keyed digest in place of each secret one, so drift on a secret is still seen.
     """
-    from ngcws.redact import digested
+    from ngcws.redact import conceal, digested, holds_secret
 
     full = essence_of(workspace, identity.project, invoker)
     secret = tuple(sorted(secrets.names.get(workspace_name, frozenset()) & set(full["env"]))) if secrets else ()
     essence = {**full, "env": digested(full["env"], secret, secrets.key)} if secrets and secret else full
+    hidden = secrets.values.get(workspace_name, frozenset()) if secrets else frozenset()
+    concealed = bool(hidden) and holds_secret({k: essence[k] for k in essence if k != "env"}, hidden)
+    if secrets and concealed:
+        essence = conceal(essence, hidden, secrets.key)
     spec_hash = hash_essence(essence)
     own = {
         L.PROJECT: identity.project,
@@ -415,6 +422,7 @@ def desired_container(
         secret_env=secret,
         ignore_changes=tuple(workspace.ignore_changes),
         restart_on=tuple(workspace.restart_on),
+        concealed=concealed,
     )
 
 

@@ -17,6 +17,7 @@ the cached state; a mismatch is a miss. Cache files and the key are written with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -107,7 +108,9 @@ def compute_state(
     variables = variables_for(located, inputs=inputs)
     project = load_located(located, project_override, variables, inputs)
     identity = Identity(project.name, str(project.directory), str(project.config_file))
-    state = desired_state(identity, project.workspaces, invoker, Secrets(key, project.secret_env))
+    state = desired_state(
+        identity, project.workspaces, invoker, Secrets(key, project.secret_env, project.secret_values)
+    )
     return state, inputs
 
 
@@ -130,7 +133,11 @@ def load_state(explicit: Files = None, project_override: str | None = None) -> D
     if found is not None:
         return found
     state, inputs = compute_state(located, project_override, invoker, key)
-    _write(cache, {"key": identity_key, "inputs": inputs.record(), "state": _without_secrets(state).to_json()})
+    if any(c.concealed for c in state.containers.values()):
+        with contextlib.suppress(OSError):  # its create requests hold secret values: not kept on disk
+            cache.unlink()
+    else:
+        _write(cache, {"key": identity_key, "inputs": inputs.record(), "state": _without_secrets(state).to_json()})
     return state
 
 

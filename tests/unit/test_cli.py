@@ -87,6 +87,21 @@ def test_config_prints_the_resolved_file(tmp_path: Path) -> None:
     assert json.loads(run("config", "--format", "json", cwd=tmp_path, env={"TAG": "x"}).stdout)["workspaces"]
 
 
+def test_config_and_plan_never_print_a_secret_used_outside_env(tmp_path: Path) -> None:
+    secret = "hf_planted_0451"
+    (tmp_path / "ngcws.yaml").write_text(
+        "workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n"
+        "    command: [python, a.py, --token, '${HF_TOKEN}']\n    labels: {auth: 'Bearer ${HF_TOKEN}'}\n"
+    )
+    env = {"HF_TOKEN": secret}
+    for args in (["config"], ["config", "--sources"], ["config", "--format", "json"]):
+        result = run(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 0 and secret not in result.stdout + result.stderr, (args, result.stdout)
+        assert "<redacted>" in result.stdout, args
+    shown = run("config", "--show-secrets", cwd=tmp_path, env=env).stdout
+    assert f"Bearer {secret}" in shown
+
+
 def test_config_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "ngcws.yaml").write_text(
         "workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n    gpus: al\n"

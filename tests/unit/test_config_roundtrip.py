@@ -35,7 +35,7 @@ TRICKY = {
 
 def state_of(project: Any) -> DesiredState:
     identity = Identity(project.name, str(project.directory), "ngcws.yaml")  # the same file name for both
-    return desired_state(identity, project.workspaces, INVOKER, Secrets(KEY, project.secret_env))
+    return desired_state(identity, project.workspaces, INVOKER, Secrets(KEY, project.secret_env, project.secret_values))
 
 
 def round_trip(folder: Path, text: str, environ: dict[str, str]) -> tuple[DesiredState, DesiredState, str]:

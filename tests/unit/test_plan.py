@@ -212,6 +212,15 @@ def test_a_project_moved_here_is_explained_then_taken_over_on_request() -> None:
         plan_up([d], ["train"], still_there, DIR, UpOptions(take_over=True))
 
 
+def test_describe_changes_never_shows_a_concealed_secret() -> None:
+    old = {"command": ["python", "a.py", "secret:hmac-sha256:aa"], "labels": {"auth": "secret:hmac-sha256:aa"}}
+    new = {"command": ["python", "a.py", "secret:hmac-sha256:bb"], "labels": {"auth": "secret:hmac-sha256:bb"}}
+    assert describe_changes(old, new) == [
+        "command [python, a.py, <secret>] → [python, a.py, <secret>]",
+        "labels.auth changed (secret)",
+    ]
+
+
 def test_describe_changes_labels_and_mounts() -> None:
     old = want().essence
     new = want(labels={"team": "vision"}, mounts=[]).essence

@@ -38,6 +38,8 @@ def test_an_ordinary_workspace_is_not_risky() -> None:
         ({"network_mode": "host"}, "network_mode: host"),
         ({"user": "root", "mounts": [bind(PROJECT, "/workspace")]}, "become root's"),
         ({"user": "0:0", "mounts": [bind("/home/ada", "/h", True), bind(PROJECT, "/workspace")]}, "become root's"),
+        ({"command": ["python", "secret:hmac-sha256:ab"]}, "command holds a secret variable's value"),
+        ({"labels": {"a": "secret:hmac-sha256:ab"}, "command": ["x"]}, "labels holds a secret"),
     ],
 )
 def test_risky_settings_are_named_once_with_why(fields: dict[str, Any], words: str) -> None:

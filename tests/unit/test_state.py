@@ -197,6 +197,32 @@ def test_cache_files_hold_no_secret_and_are_private(folder: Path, monkeypatch: p
     assert load_state().containers["train"].spec_hash != state.containers["train"].spec_hash
 
 
+def test_a_secret_outside_env_is_concealed_and_never_cached(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret variable in command or labels: the container gets the value, the essence (labels,
+    plan) a digest of the string that holds it, and no cache file keeps the create request."""
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    (folder / ".env").write_text("INDIRECT=${HF_TOKEN}\n")  # secret through a .env entry too
+    (folder / "ngcws.yaml").write_text(
+        BASE + "    command: [python, train.py, --token, '${HF_TOKEN}', --other, '${INDIRECT}']\n"
+        "    labels: {auth: 'Bearer ${HF_TOKEN}', team: vision}\n    working_dir: /workspace\n"
+    )
+    state = load_state()
+    train = state.containers["train"]
+    assert train.request["Cmd"] == ["python", "train.py", "--token", PLANTED, "--other", PLANTED]
+    assert train.request["Labels"]["auth"] == f"Bearer {PLANTED}"
+    assert PLANTED not in json.dumps(train.essence) and train.concealed
+    assert train.essence["command"][:3] == ["python", "train.py", "--token"]
+    assert train.essence["command"][3].startswith("secret:hmac-sha256:") and train.essence["labels"]["team"] == "vision"
+    assert PLANTED not in json.dumps({k: v for k, v in train.request["Labels"].items() if k != "auth"})
+    assert caches() == [] and load_state() == state
+    monkeypatch.setenv("HF_TOKEN", "rotated")  # drift on the secret is still seen
+    assert load_state().containers["train"].spec_hash != train.spec_hash
+    monkeypatch.delenv("HF_TOKEN")
+    (folder / ".env").unlink()
+    (folder / "ngcws.yaml").write_text(BASE + "    command: [python, train.py]\n")
+    assert not load_state().containers["train"].concealed and len(caches()) == 1  # cached again
+
+
 def test_a_corrupt_cache_is_ignored(folder: Path) -> None:
     (folder / "ngcws.yaml").write_text(BASE)
     load_state()
