@@ -44,8 +44,9 @@ class Project:
     #: The YAML merged from every config file, each value with the file and line it came from.
     document: Document | None = None
     #: Per workspace, the values of secret variables interpolated outside ``env`` (``command``,
-    #: ``labels``, …): concealed in essence, labels and plans (see ngcws.redact.conceal).
-    secret_values: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: ``labels``, …), each with the variable's name: concealed in essence, labels and plans (see
+    #: ngcws.redact.conceal), written back as ``${NAME}`` by exports.
+    secret_values: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def workspaces(self) -> dict[str, Any]:
@@ -101,20 +102,20 @@ def secret_paths(doc: Document, variables: Mapping[str, str]) -> dict[Path_, str
     return out
 
 
-def secret_values(doc: Document, variables: Mapping[str, str]) -> dict[str, frozenset[str]]:
+def secret_values(doc: Document, variables: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """Per workspace, the values of the secret variables its fields other than ``env`` interpolate
-    (``command: [train.py, --token, ${HF_TOKEN}]``)."""
+    (``command: [train.py, --token, ${HF_TOKEN}]``), each with the variable's name."""
     from ngcws.redact import secret_variable
 
-    out: dict[str, set[str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for path, used in doc.interpolated.items():
         if len(path) < 3 or path[0] != "workspaces" or path[2] == "env":
             continue
-        for name in used:
+        for name in sorted(used):
             value = variables.get(name) if secret_variable(name, variables) else None
             if value:
-                out.setdefault(str(path[1]), set()).add(value)
-    return {name: frozenset(values) for name, values in out.items()}
+                out.setdefault(str(path[1]), {}).setdefault(value, name)
+    return out
 
 
 def secret_env(doc: Document, secret: Mapping[Path_, str], workspace_name: str, workspace: Any) -> frozenset[str]:

@@ -9,6 +9,7 @@ a field-by-field comparison of two essences says why not.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ngcws import __version__
@@ -114,7 +115,7 @@ class Secrets(NamedTuple):
 
     key: bytes
     names: dict[str, frozenset[str]]
-    values: dict[str, frozenset[str]]
+    values: Mapping[str, Mapping[str, str]]  # per workspace: secret value → its variable's name
 
 
 def desired_state(
@@ -393,7 +394,7 @@ def desired_container(
     full = essence_of(workspace, identity.project, invoker)
     secret = tuple(sorted(secrets.names.get(workspace_name, frozenset()) & set(full["env"]))) if secrets else ()
     essence = {**full, "env": digested(full["env"], secret, secrets.key)} if secrets and secret else full
-    hidden = secrets.values.get(workspace_name, frozenset()) if secrets else frozenset()
+    hidden = set(secrets.values.get(workspace_name, {})) if secrets else set()
     concealed = bool(hidden) and holds_secret({k: essence[k] for k in essence if k != "env"}, hidden)
     if secrets and concealed:
         essence = conceal(essence, hidden, secrets.key)

@@ -150,10 +150,15 @@ def export_compose(
 ) -> None:
     """A docker-compose.yml whose `docker compose up` creates what `ngcws up` creates."""
     import ngcws.clusters.compose as compose
-    from ngcws.state import load_state
+    from ngcws.spec import Identity, Secrets, desired_state
+    from ngcws.state import current_invoker, user_key
 
-    g = ctx.find_root().obj
-    result = compose.render(load_state(g.file, g.project_name))
+    project = _project(ctx)
+    identity = Identity(project.name, str(project.directory), str(project.config_file))
+    # Not concealed: the secret values outside env are found in it and written as ${NAME}.
+    secrets = Secrets(user_key(), project.secret_env, {})
+    desired = desired_state(identity, project.workspaces, current_invoker(), secrets)
+    result = compose.render(desired, project.secret_values)
     _notes(result.notes)
     _write(result.text, output)
 

@@ -9,6 +9,7 @@ labels are left out: the containers are Compose's, not ngcws's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +47,16 @@ def _gpus(essence: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def service(
-    essence: dict[str, Any], name: str, notes: list[str], workspace: str, secret: tuple[str, ...] = ()
+    essence: dict[str, Any],
+    name: str,
+    notes: list[str],
+    workspace: str,
+    secret: tuple[str, ...] = (),
+    elsewhere: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One workspace's Compose service; the ``secret`` env names are read from the environment of
-    ``docker compose up`` (their values, or digests, are never written)."""
+    ``docker compose up`` (their values, or digests, are never written), and so are the secret
+    variables whose values ``elsewhere`` maps to their names (``command: [a.py, ${HF_TOKEN}]``)."""
     e = essence
     svc: dict[str, Any] = {"image": e["image"], "container_name": name, "network_mode": "bridge"}
     svc["command"] = list(e["command"]) if e["command"] is not None else list(KEEPALIVE)
@@ -99,7 +106,39 @@ def service(
         escaped["environment"][key] = f"${{{key}:?{key} is a secret: set it in the environment of docker compose}}"
     if secret:
         notes.append(f"{workspace}: {', '.join(secret)} are secrets, taken from the environment of `docker compose up`")
+    used = _referenced(escaped, elsewhere or {})
+    if used:
+        names, many = ", ".join(sorted(used)), len(used) > 1
+        notes.append(
+            f"{workspace}: the secret variable{'s' if many else ''} {names} {'are' if many else 'is'} written as "
+            "${NAME}, from compose's environment"
+        )
     return escaped
+
+
+def _referenced(service: dict[str, Any], elsewhere: Mapping[str, str]) -> set[str]:
+    """Each secret value in the service's strings (environment aside) → a ``${NAME:?…}`` reference;
+    the names used. Longer values first, so that one holding another is replaced whole."""
+    used: set[str] = set()
+    pairs = sorted(((value.replace("$", "$$"), name) for value, name in elsewhere.items()), key=lambda p: -len(p[0]))
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret, name in pairs:
+                if secret in value:
+                    used.add(name)
+                    value = value.replace(secret, f"${{{name}:?{name} is a secret: set it in the environment}}")
+            return value
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    for key in list(service):
+        if key != "environment":
+            service[key] = walk(service[key])
+    return used
 
 
 def _escaped(value: Any) -> Any:
@@ -113,14 +152,15 @@ def _escaped(value: Any) -> Any:
     return value
 
 
-def render(desired: DesiredState) -> ComposeFile:
-    """Every workspace of the project as a Compose service."""
+def render(desired: DesiredState, elsewhere: Mapping[str, Mapping[str, str]] | None = None) -> ComposeFile:
+    """Every workspace of the project as a Compose service; ``desired`` not concealed (secret values
+    outside env as they are: ``elsewhere`` maps them to their variables, written as references)."""
     notes: list[str] = []
     services = {}
     volumes: dict[str, Any] = {}
     for ws in desired.workspaces:
         c = desired.containers[ws]
-        services[ws] = service(c.essence, c.name, notes, ws, c.secret_env)
+        services[ws] = service(c.essence, c.name, notes, ws, c.secret_env, (elsewhere or {}).get(ws))
         for volume in c.volumes:
             volumes[volume] = {"name": volume}
         if c.host_user is not None:

@@ -8,6 +8,7 @@ field added to the essence later is either rendered by each engine or reported b
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,20 @@ class ClusterJob:
     user_is_host: bool = False  # user: host (the submitter), which pyxis honours as it is
     #: env names whose values are secret (ngcws.redact): never written into a script or manifest.
     secret_env: frozenset[str] = frozenset()
+    #: secret variables' values interpolated outside env (value → the variable's name).
+    secret_elsewhere: tuple[tuple[str, str], ...] = ()
+
+    def secret_notes(self, where: str) -> list[str]:
+        """What says that a secret variable's value is written into the script or manifest as it is."""
+        outside = json.dumps([{k: v for k, v in self.essence.items() if k != "env"}, self.command])
+        names = sorted({name for value, name in self.secret_elsewhere if value in outside})
+        if not names:
+            return []
+        return [
+            f"{self.workspace}: the value of the secret variable{'s' if len(names) > 1 else ''} {', '.join(names)} "
+            f"(used outside env:) is written into {where} as it is; pass it in env: and refer to it inside "
+            "(`sh -c '... $$NAME'`) to keep it out"
+        ]
 
     @property
     def secret_values(self) -> dict[str, str]:
@@ -161,6 +176,7 @@ def resolve(
         kubernetes=distributed.kubernetes,
         user_is_host=model.user == "host",
         secret_env=frozenset(getattr(project, "secret_env", {}).get(workspace_name, frozenset())) & set(essence["env"]),
+        secret_elsewhere=tuple(sorted(getattr(project, "secret_values", {}).get(workspace_name, {}).items())),
     )
 
 

@@ -223,7 +223,7 @@ def _job_spec(job: ClusterJob, pod: dict[str, Any]) -> dict[str, Any]:
 
 def render(job: ClusterJob, kind: str) -> Manifest:
     """The manifests of ``job`` as ``indexed-job`` (Service + Job) or ``jobset``."""
-    notes: list[str] = []
+    notes: list[str] = job.secret_notes("the manifest")
     name = job.name
     if kind == "jobset":
         endpoint = f"{name}-node-0-0.{name}"

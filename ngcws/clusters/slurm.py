@@ -370,7 +370,10 @@ def _render_pyxis(job: ClusterJob, output: str) -> BatchScript:
 def render(job: ClusterJob, runtime: str, output: str) -> BatchScript:
     """The batch script of ``job`` for ``runtime`` (pyxis or docker), writing its output to ``output``."""
     if runtime == "pyxis":
-        return _render_pyxis(job, output)
-    if runtime == "docker":
-        return _render_docker(job, output)
-    raise ValueError(f"unknown runtime {runtime!r}")
+        script = _render_pyxis(job, output)
+    elif runtime == "docker":
+        script = _render_docker(job, output)
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}")
+    script.notes.extend(job.secret_notes("the batch script"))
+    return script

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from ngcws.clusters import slurm
-from ngcws.clusters.job import ClusterJob
+from ngcws.clusters.job import ClusterJob, resolve
 from ngcws.errors import ConfigError, UsageError
-from tests.unit.clusters_helpers import LLM, golden, job_of
+from ngcws.load import load
+from tests.unit.clusters_helpers import ALICE, LLM, golden, job_of
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "pyxis"
 OUT = "/PROJECT/.ngcws/jobs/ngcws-llm-train-%j.out"
@@ -291,6 +292,35 @@ def test_compose_export_reads_secrets_from_the_environment(tmp_path: Path) -> No
 
     env = yaml.safe_load(done.stdout)["services"]["train"]["environment"]
     assert env["WANDB_API_KEY"].startswith("${WANDB_API_KEY:?WANDB_API_KEY is a secret")
+
+
+def test_a_secret_variable_outside_env_is_a_reference_in_compose_and_a_note_elsewhere(tmp_path: Path) -> None:
+    import sys
+
+    import yaml
+
+    from ngcws.clusters import k8s
+    from tests.unit.clusters_helpers import project_file
+
+    text = LLM.replace("command: [train.py, --cfg, cfg.yaml]", "command: [train.py, --token, '${HF_TOKEN}']")
+    text = text.replace("    user: host\n", "    user: host\n    labels: {auth: 'Bearer ${HF_TOKEN}'}\n")
+    project_file(tmp_path, text)
+    env = {**os.environ, "HF_TOKEN": "hf-s3cret-value"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ngcws", "export", "compose"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hf-s3cret-value" not in done.stdout and "secret:hmac" not in done.stdout
+    service = yaml.safe_load(done.stdout)["services"]["train"]
+    assert service["labels"]["auth"] == "Bearer ${HF_TOKEN:?HF_TOKEN is a secret: set it in the environment}"
+    assert "secret variable HF_TOKEN is written as ${NAME}" in done.stderr, done.stderr
+    job = resolve(load(str(tmp_path / "ngcws.yaml"), environ={"HF_TOKEN": "hf-s3cret-value"}), "train", ALICE)
+    note = "the value of the secret variable HF_TOKEN (used outside env:) is written into"
+    assert any(note in n for n in script(job, "pyxis").notes) and any(
+        note in n for n in k8s.render(job, "jobset").notes
+    )
+    job = job_of(tmp_path, LLM)
+    assert job.secret_elsewhere == () and not any("secret" in n for n in script(job, "pyxis").notes)
 
 
 @pytest.mark.parametrize(
