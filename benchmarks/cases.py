@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from enginecalls import EngineCallCounter
 from harness import Command, Measured, measure, quiet, testbed
-from projects import foreign_containers, image_size_mb, layer_count, projects, pull_image, write_ngcws
+from projects import Skipped, foreign_containers, image_size_mb, layer_count, projects, pull_image, write_ngcws
 
 FOREIGN = 300
 MANY = 20
@@ -60,7 +61,7 @@ def exec_true(rounds: int, counter: EngineCallCounter | None) -> Result:
             Command("ngcws exec true", [*p.ngcws, "exec", "true"], p.ngcws_dir),
         ]
         if p.compose_dir:
-            argv = ["docker-compose", "exec", "-T", "train", "true"]
+            argv = [*p.compose, "exec", "-T", "train", "true"]
             commands.append(Command("docker-compose exec -T train true", argv, p.compose_dir))
         if p.devcontainer and p.devcontainer_dir:
             argv = [*p.devcontainer, "exec", "--workspace-folder", str(p.devcontainer_dir), "true"]
@@ -78,7 +79,7 @@ def up_noop(rounds: int, counter: EngineCallCounter | None) -> Result:
             Command("ngcws up (1, no-op)", [*p.ngcws, "up"], p.ngcws_dir),
         ]
         if p.compose_dir:
-            commands.append(Command("docker-compose up -d (1, no-op)", ["docker-compose", "up", "-d"], p.compose_dir))
+            commands.append(Command("docker-compose up -d (1, no-op)", [*p.compose, "up", "-d"], p.compose_dir))
         if p.devcontainer and p.devcontainer_dir:
             argv = [*p.devcontainer, "up", "--workspace-folder", str(p.devcontainer_dir)]
             commands.append(Command("devcontainer up (no-op)", argv, p.root))
@@ -94,19 +95,30 @@ def up_noop(rounds: int, counter: EngineCallCounter | None) -> Result:
 
 
 def up_noop_busy(rounds: int, counter: EngineCallCounter | None) -> Result:
-    """The same no-op on an empty engine, then with FOREIGN unrelated running containers."""
+    """The same no-op on an empty engine, with FOREIGN unrelated running containers, and on the
+    empty engine again; the reference pools both empty phases, so a drift of the machine's load
+    over the case counts on both sides."""
     with projects(1) as p:
 
         def phase(suffix: str) -> list[Command]:
             found = [Command(f"ngcws up ({suffix})", [*p.ngcws, "up"], p.ngcws_dir)]
             if p.compose_dir:
-                found.append(Command(f"docker-compose up -d ({suffix})", ["docker-compose", "up", "-d"], p.compose_dir))
+                found.append(Command(f"docker-compose up -d ({suffix})", [*p.compose, "up", "-d"], p.compose_dir))
             return found
 
-        measured = measure(phase("empty engine"), rounds, counter)
+        def running() -> int:
+            return len(quiet(["docker", "ps", "-q"]).split())
+
+        empty = running()
+        before = measure(phase("empty engine"), (rounds + 1) // 2, counter)
         with foreign_containers(FOREIGN):
-            running = len(quiet(["docker", "ps", "-q"]).split())
-            measured |= measure(phase(f"{FOREIGN} foreign"), rounds, counter)
+            busy = running()
+            measured = measure(phase(f"{FOREIGN} foreign"), rounds, counter)
+        after = measure(phase("empty engine"), rounds // 2, None)
+        for label, first in before.items():
+            first.walls += after[label].walls
+            first.rss += after[label].rss
+        measured |= before
     return Result(
         "up-busy",
         f"`ngcws up`, nothing to do, {FOREIGN} unrelated containers on the engine",
@@ -115,7 +127,8 @@ def up_noop_busy(rounds: int, counter: EngineCallCounter | None) -> Result:
         ["ngcws up (empty engine)"],
         1.1,
         notes=[
-            f"{running} containers running on the engine during the busy rounds (the phases run one after the other)"
+            f"containers running on the engine: {empty} in the empty phases, {busy} in the busy one; "
+            "the empty rounds are taken before and after the busy ones"
         ],
     )
 
@@ -124,7 +137,7 @@ def up_noop_many(rounds: int, counter: EngineCallCounter | None) -> Result:
     with projects(MANY) as p:
         commands = [Command(f"ngcws up ({MANY}, no-op)", [*p.ngcws, "up"], p.ngcws_dir)]
         if p.compose_dir:
-            argv = ["docker-compose", "up", "-d"]
+            argv = [*p.compose, "up", "-d"]
             commands.append(Command(f"docker-compose up -d ({MANY}, no-op)", argv, p.compose_dir))
         measured = measure(commands, rounds, counter)
     return Result(
@@ -156,7 +169,7 @@ def up_create_many(rounds: int, counter: EngineCallCounter | None) -> Result:
             ),
         ]
         if p.compose_dir:
-            argv = ["docker-compose", "up", "-d"]
+            argv = [*p.compose, "up", "-d"]
             commands.append(
                 Command(f"docker-compose up -d (create {MANY})", argv, p.compose_dir, before=p.compose_down)
             )
@@ -175,7 +188,7 @@ def down_many(rounds: int, counter: EngineCallCounter | None) -> Result:
     with projects(MANY, up=False) as p:
         commands = [Command(f"ngcws down ({MANY})", [*p.ngcws, "down"], p.ngcws_dir, before=p.ngcws_up)]
         if p.compose_dir:
-            argv = ["docker-compose", "down"]
+            argv = [*p.compose, "down"]
             commands.append(Command(f"docker-compose down ({MANY})", argv, p.compose_dir, before=p.compose_up))
         measured = measure(commands, rounds, counter)
     return Result(
@@ -196,7 +209,7 @@ def ps_many(rounds: int, counter: EngineCallCounter | None) -> Result:
             Command(f"ngcws ps ({MANY})", [*p.ngcws, "ps"], p.ngcws_dir),
         ]
         if p.compose_dir:
-            commands.append(Command(f"docker-compose ps ({MANY})", ["docker-compose", "ps"], p.compose_dir))
+            commands.append(Command(f"docker-compose ps ({MANY})", [*p.compose, "ps"], p.compose_dir))
         measured = measure(commands, rounds, counter)
     return Result(
         "ps-20", f"`ngcws ps`, {MANY} workspaces", measured, f"ngcws ps ({MANY})", [f"docker ps --filter {label}"], 2.0
@@ -209,14 +222,22 @@ def pull(rounds: int, counter: EngineCallCounter | None) -> Result:
         write_ngcws(p.ngcws_dir, p.project, image, 1)
 
         def absent() -> None:
-            quiet(["docker", "rmi", "-f", image], check=False)
+            """Remove the image and check it is gone: a pull after a removal the engine refused (a
+            container uses the image) fetches nothing and would be timed as if it had."""
+            ids = quiet(["docker", "images", "-q", "--no-trunc", image]).split()
+            quiet(["docker", "rmi", image], check=False)
+            if ids and subprocess.run(["docker", "image", "inspect", ids[0]], capture_output=True).returncode == 0:
+                raise Skipped(f"{image} cannot be removed before a pull (a container uses it?): nothing to measure")
 
         commands = [
             Command("docker pull IMAGE", ["docker", "pull", image], p.root, before=absent),
             Command("ngcws pull", [*p.ngcws, "pull"], p.ngcws_dir, before=absent),
         ]
-        measured = measure(commands, rounds, counter)
-        size, layers = image_size_mb(image), layer_count(image)
+        try:
+            measured = measure(commands, rounds, counter)
+            size, layers = image_size_mb(image), layer_count(image)
+        finally:
+            quiet(["docker", "rmi", image], check=False)  # the image store as it was; the registry keeps it
     return Result(
         "pull",
         "`ngcws pull` of a multi-layer image from the local registry",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,12 +46,31 @@ def devcontainer_command() -> list[str] | None:
     return None
 
 
+#: This run's own suffix for every name it gives (projects, containers, labels), so that two runs
+#: on one engine, or a run and someone else's project, never touch each other's.
+RUN = f"{os.getpid():x}"
+
+
+class CaseFailed(Exception):
+    """A command of a case failed: the case is reported as failed and the run goes on."""
+
+
 def quiet(argv: Sequence[str], cwd: Path | None = None, check: bool = True) -> str:
     """Run a setup step (untimed); its output is kept for the error only."""
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if check and done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+        raise CaseFailed(f"{' '.join(argv)} failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
     return done.stdout
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Clean-up that a second Ctrl-C must not cut short (it would leave containers behind)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -74,7 +95,7 @@ class Command:
             proc.returncode = code = os.waitstatus_to_exitcode(status)
             if code != 0:
                 err.seek(0)
-                sys.exit(f"{' '.join(self.argv)} failed ({code}): {err.read().decode(errors='replace')[-800:]}")
+                raise CaseFailed(f"{' '.join(self.argv)} failed ({code}): {err.read().decode(errors='replace')[-800:]}")
         return wall, usage.ru_maxrss * 1024
 
 
@@ -92,7 +113,8 @@ class Measured:
 
     @property
     def peak_rss_mb(self) -> float:
-        return max(self.rss) / 2**20
+        """Megabytes of 10**6 bytes (a little more than MiB: the conservative reading of "60 MB")."""
+        return max(self.rss) / 1e6
 
 
 def measure(commands: Sequence[Command], rounds: int, counter: EngineCallCounter | None) -> dict[str, Measured]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import devcontainer_command, ngcws_command, quiet, testbed
+from harness import RUN, devcontainer_command, ngcws_command, quiet, testbed, uninterrupted
 
 FOREIGN_LABEL = "ngcws-bench.foreign"
 
@@ -99,15 +99,20 @@ class Projects:
 
     def compose_up(self) -> None:
         assert self.compose_dir
-        quiet(["docker-compose", "up", "-d"], self.compose_dir)
+        quiet([*self.compose, "up", "-d"], self.compose_dir)
 
     def compose_down(self) -> None:
         assert self.compose_dir
-        quiet(["docker-compose", "down", "-t", "10"], self.compose_dir)
+        quiet([*self.compose, "down", "-t", "10"], self.compose_dir)
 
     @property
     def first_container(self) -> str:
         return f"{self.project}-{names(self.count)[0]}"
+
+    @property
+    def compose(self) -> list[str]:
+        """docker-compose with this run's own project name (not the folder's, which anyone may share)."""
+        return ["docker-compose", "-p", f"{self.project}c"]
 
 
 @contextmanager
@@ -115,7 +120,7 @@ def projects(count: int, *, up: bool = True, devcontainer: bool = False) -> Iter
     """The projects, brought up (``up``) or only written; taken down and deleted afterwards."""
     image = testbed()["NGCWS_TB_NGC"]
     root = Path(tempfile.mkdtemp(prefix="ngcws-bench-"))
-    project = f"bench{count}"
+    project = f"bench{count}-{RUN}"
     made = Projects(root, count, ngcws_command(), root / "n", project)
     try:
         made.ngcws_dir.mkdir()
@@ -137,12 +142,13 @@ def projects(count: int, *, up: bool = True, devcontainer: bool = False) -> Iter
                 quiet([*made.devcontainer, "up", "--workspace-folder", str(made.devcontainer_dir)])
         yield made
     finally:
-        quiet([*made.ngcws, "down", "--force"], made.ngcws_dir, check=False)
-        if made.compose_dir:
-            quiet(["docker-compose", "down", "-t", "1"], made.compose_dir, check=False)
-        if made.devcontainer_dir:
-            remove_labelled(f"devcontainer.local_folder={made.devcontainer_dir}")
-        shutil.rmtree(root, ignore_errors=True)
+        with uninterrupted():
+            quiet([*made.ngcws, "down", "--force"], made.ngcws_dir, check=False)
+            if made.compose_dir:
+                quiet([*made.compose, "down", "-t", "1"], made.compose_dir, check=False)
+            if made.devcontainer_dir:
+                remove_labelled(f"devcontainer.local_folder={made.devcontainer_dir}")
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def remove_labelled(label: str) -> None:
@@ -153,11 +159,19 @@ def remove_labelled(label: str) -> None:
 
 @contextmanager
 def foreign_containers(count: int) -> Iterator[None]:
-    """``count`` running containers that belong to nobody's project (a busy shared GPU server)."""
+    """``count`` running containers that belong to nobody's project (a busy shared GPU server),
+    labelled with this run's id and removed by it, Ctrl-C or not."""
     image = testbed()["NGCWS_TB_TINY"]
+    left = quiet(["docker", "ps", "-aq", "--filter", f"label={FOREIGN_LABEL}"], check=False).split()
+    if left:
+        print(
+            f"note: {len(left)} containers left by an interrupted earlier run (they count as foreign here); "
+            f"remove them with: docker rm -f $(docker ps -aq --filter label={FOREIGN_LABEL})",
+            flush=True,
+        )
 
     def one(i: int) -> None:
-        argv = ["docker", "run", "-d", "--label", f"{FOREIGN_LABEL}=1", "--name", f"ngcws-bench-foreign-{i:03d}"]
+        argv = ["docker", "run", "-d", "--label", f"{FOREIGN_LABEL}={RUN}", "--name", f"ngcws-bench-{RUN}-{i:03d}"]
         quiet([*argv, "--label", f"team=t{i % 7}", image, "sleep", "86400"])
 
     try:
@@ -165,7 +179,8 @@ def foreign_containers(count: int) -> Iterator[None]:
             list(pool.map(one, range(count)))
         yield
     finally:
-        remove_labelled(f"{FOREIGN_LABEL}=1")
+        with uninterrupted():
+            remove_labelled(f"{FOREIGN_LABEL}={RUN}")
 
 
 def pull_image() -> str:
