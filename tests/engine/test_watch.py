@@ -389,3 +389,22 @@ def test_an_override_file_created_later_is_followed(project: Workspace, testbed:
     watcher.wait_for("ngcws.override.yaml changed")
     watcher.wait_for("recreate train: shm_size 64m → 256m")
     wait_until(lambda: (c := running(project)) is not None and c["HostConfig"]["ShmSize"] == 256 * 2**20, "256m")
+
+
+def test_a_stop_and_a_second_watcher_with_another_tmpdir_are_seen(
+    project: Workspace, testbed: dict[str, str], watch: Any, tmp_path: Any
+) -> None:
+    job, shell = tmp_path / "job-tmp", tmp_path / "shell-tmp"  # a Slurm job's TMPDIR, a user's shell's
+    job.mkdir()
+    shell.mkdir()
+    project.write(tiny(testbed))
+    watcher = watch(env={"TMPDIR": str(job)})
+    watcher.wait_for("start train: new container")
+    second = project.ngcws("up", "--watch", env={"TMPDIR": str(shell)})
+    assert second.returncode == 1 and f"(pid {watcher.proc.pid})".encode() in second.stderr, second.stderr
+    stopped = project.ngcws("stop", env={"TMPDIR": str(shell)})
+    assert stopped.returncode == 0, stopped.stderr
+    watcher.wait_for("stopped with `ngcws stop`")
+    time.sleep(3)  # the watcher had its events: it must have left the workspace stopped
+    assert container(project)["State"]["Status"] == "exited"
+    assert watcher.output().count("start train:") == 1, watcher.output()
