@@ -74,8 +74,9 @@ def _open(path: str) -> int:
 
 def open_in_lock_dir(name: str, create: bool, write: bool | None = None) -> int | None:
     """A descriptor of the file ``name`` in :data:`LOCK_DIR` (read-write if ``write``, by default
-    when ``create``; None when it does not exist and is not to be created). Raises :class:`LockError` for a folder or file
-    that is not what ngcws makes: a symlink, a hard link, a world-writable folder without the sticky bit."""
+    when ``create``; None when it does not exist and is not to be created). Raises
+    :class:`LockError` for a folder or file that is not what ngcws makes: a symlink, a hard link,
+    a world-writable folder without the sticky bit."""
     folder = _folder(create)
     if folder is None:
         return None

@@ -42,6 +42,16 @@ SETTLE = 1.0  # after container events, look once more: an event can precede the
 HOLD_RECHECK = 30.0  # a held recreate is re-checked on every exec_die event, and at least this often
 
 
+@dataclass(frozen=True)
+class WatchFlags:
+    """What `up --watch` and `watch` accept (cli.py), applied to every reconcile."""
+
+    remove_orphans: bool = False
+    down_on_exit: bool = False
+    skip_preflight: bool = False
+    take_over: bool = False
+
+
 # --- what arrives in the inbox ----------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from ngcws.plan import UpOptions, owned
 from ngcws.spec import DesiredState
 from ngcws.state import compute_state, current_invoker, user_key
 from ngcws.streams import Demux
-from ngcws.watch import Admit, Exit, Loaded
+from ngcws.watch import Admit, Exit, Loaded, WatchFlags
 from ngcws.watchsources import FileSource
 
 
@@ -26,14 +26,14 @@ class EngineWorld:
         engine: Engine,
         reporter: Reporter,
         files: FileSource,
-        remove_orphans: bool,
+        flags: WatchFlags,
     ) -> None:
         self.located = located  # always this file: a save half-way must not find a parent's ngcws.yaml
         self.project_override = project_override
         self.engine = engine
         self.reporter = reporter
         self.files = files
-        self.remove_orphans = remove_orphans
+        self.flags = flags
 
     def load(self) -> Loaded:
         """A fresh load (never the cache) and the files it read: what to follow."""
@@ -47,7 +47,8 @@ class EngineWorld:
         return Controller(state, self.engine, self.reporter)
 
     def converge(self, state: DesiredState, admit: Admit) -> None:
-        self.controller(state).up(None, UpOptions(remove_orphans=self.remove_orphans), admit=admit)
+        options = UpOptions(remove_orphans=self.flags.remove_orphans, take_over=self.flags.take_over)
+        self.controller(state).up(None, options, preflight=not self.flags.skip_preflight, admit=admit)
 
     def holds(self, state: DesiredState, doomed: list[ObservedContainer]) -> list[Hold]:
         return self.controller(state).holds(doomed)

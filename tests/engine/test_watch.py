@@ -348,9 +348,18 @@ def test_one_watcher_per_project_and_ctrl_c_leaves_the_workspace_running(
     assert running(project) is not None
 
 
-def test_down_on_exit_removes_the_workspaces(project: Workspace, testbed: dict[str, str], watch: Any) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("up", "--watch", "--down-on-exit"),
+        ("watch", "--down-on-exit", "--skip-preflight", "--take-over", "--remove-orphans"),
+    ],
+)
+def test_down_on_exit_removes_the_workspaces(
+    project: Workspace, testbed: dict[str, str], watch: Any, args: tuple[str, ...]
+) -> None:
     project.write(tiny(testbed))
-    watcher = watch("up", "--watch", "--down-on-exit")
+    watcher = watch(*args)
     watcher.wait_for("start train: new container")
     assert watcher.interrupt() == 0
     assert project.containers() == []

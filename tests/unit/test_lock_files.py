@@ -26,7 +26,9 @@ def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def lock_dir_of(env: dict[str, str]) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in ("TMPDIR", "NGCWS_LOCK_DIR")}
     code = "from ngcws import lock; print(lock.LOCK_DIR)"
-    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_the_lock_folder_does_not_follow_tmpdir(tmp_path: Path) -> None:
