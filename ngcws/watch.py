@@ -226,6 +226,10 @@ class Watch:
         self.fresh = True  # a new reading of the file: `pull: always` pulls (once, not at every event)
         self.refused = False  # the last edit was not taken (invalid, or another project): said already
         self.deferred: dict[str, str] = {}  # workspace → why its planned change was not applied now
+        #: What the watcher's own recreates, removes and restarts disturb: a container id, or
+        #: ``workspace:NAME`` for a restart, until the event that ends the action (start, restart,
+        #: destroy). Their kill/die/destroy events are the echo of an action said already, not news.
+        self.own: set[str] = set()
 
     @property
     def state(self) -> DesiredState:
@@ -326,8 +330,14 @@ class Watch:
 
     def event(self, event: dict[str, Any]) -> None:
         action = str(event.get("Action") or event.get("status") or "")
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
         workspace = attributes.get("ngcws.workspace", "?")
+        cause = {str(actor.get("ID") or event.get("id") or ""), f"workspace:{workspace}"} & self.own
+        if cause:
+            if action in ("start", "restart", "destroy"):  # the watcher's action is over
+                self.own -= cause
+            return
         if action == "die":
             self.say(f"engine: {workspace} died (exit {attributes.get('exitCode', '?')})")
         elif action in ("oom", "destroy", "kill"):
@@ -391,6 +401,8 @@ class Watch:
                 if self.may_start(action.container):
                     admitted.append(action)
             else:
+                if action.kind in (Kind.RECREATE, Kind.REMOVE) and action.container is not None:
+                    self.own.add(action.container.id)
                 admitted.append(action)
         for ws in {a.workspace for a in plan.actions} - stopped:
             self.told.pop(f"stopped:{ws}", None)
@@ -449,8 +461,10 @@ class Watch:
                 self.told.pop(f"held:restart:{ws}", None)
                 self.restarts.discard(ws)
                 continue
+            self.own.add(f"workspace:{ws}")  # before: its events may arrive before restart() returns
             holds = self.world.restart(self.state, ws)
             if holds:
+                self.own.discard(f"workspace:{ws}")
                 text = f"waiting: restart {ws} — held back by {holds[0].reason}\n  {holds[0].remedy}"
                 self.tell(f"held:restart:{ws}", text, same=re.sub(r" \(since [^)]*\)", "", text))
                 self.wake(self.clock() + HOLD_RECHECK)

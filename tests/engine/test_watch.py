@@ -307,6 +307,8 @@ def test_restart_on_restarts_the_workspace(project: Workspace, testbed: dict[str
     assert "notes.txt" not in said and ".swp" not in said
     wait_until(lambda: container(project)["State"]["StartedAt"] != before["State"]["StartedAt"], "started anew")
     assert container(project)["Id"] == before["Id"] and running(project) is not None
+    time.sleep(3)  # let the engine's events of the restart reach the watcher
+    assert "engine:" not in watcher.output(), watcher.output()  # its own restart, said once as such
 
 
 def test_a_workspace_stopped_with_ngcws_stop_stays_stopped(
@@ -417,3 +419,22 @@ def test_a_stop_and_a_second_watcher_with_another_tmpdir_are_seen(
     time.sleep(3)  # the watcher had its events: it must have left the workspace stopped
     assert container(project)["State"]["Status"] == "exited"
     assert watcher.output().count("start train:") == 1, watcher.output()
+
+
+def test_its_own_recreate_is_said_once_and_an_outside_kill_still_reported(
+    project: Workspace, testbed: dict[str, str], watch: Any
+) -> None:
+    project.write(tiny(testbed, "    shm_size: 64m\n"))
+    watcher = watch()
+    watcher.wait_for("start train: new container")
+    before = container(project)["Id"]
+    project.write(tiny(testbed, "    shm_size: 128m\n"))
+    watcher.wait_for("recreate train: shm_size 64m → 128m")
+    wait_until(lambda: (c := running(project)) is not None and c["Id"] != before, "a new running container")
+    wait_until(lambda: Engine().inspect_container(before) is None, "the old container removed")
+    time.sleep(3)  # let the engine's events of the recreate reach the watcher
+    quiet = watcher.output()
+    assert "engine:" not in quiet, quiet  # kill, die, destroy of the old container: its own doing
+    subprocess.run(["docker", "kill", container(project)["Id"]], check=True, capture_output=True)
+    said = watcher.wait_for("start train: ")
+    assert "engine: kill train" in said[len(quiet) :] and "engine: train died (exit 137)" in said[len(quiet) :], said

@@ -384,3 +384,45 @@ def test_one_watcher_slot_per_project_and_folder(tmp_path: Path, monkeypatch: py
         with lock.watcher_slot("lab", "/elsewhere"):
             pass
     assert lock.running_watcher("lab", DIR) is None
+
+
+def event(action: str, cid: str, **attributes: str) -> EngineEvent:
+    return EngineEvent(
+        {"Action": action, "Actor": {"ID": cid, "Attributes": {"ngcws.workspace": "train", **attributes}}}
+    )
+
+
+def test_the_echo_of_its_own_recreate_is_not_reported_as_news(world: FakeWorld, watch: Watch, said: list[str]) -> None:
+    world.plan = Plan((RECREATE,))
+    watch.handle([])
+    world.plan = Plan()
+    said.clear()
+    watch.handle([event("kill", "c1", signal="15"), event("die", "c1", exitCode="143"), event("create", "c2")])
+    watch.handle([event("start", "c2"), event("destroy", "c1")])
+    assert said == []
+    watch.handle([event("kill", "c2", signal="9"), event("die", "c2", exitCode="137")])  # from outside
+    assert said == ["engine: kill train (9)", "engine: train died (exit 137)"]
+
+
+def test_an_old_container_put_back_after_a_failed_recreate_is_reported_again(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    world.plan = Plan((RECREATE,))
+    watch.handle([])
+    world.plan = Plan()
+    said.clear()
+    watch.handle([event("kill", "c1"), event("die", "c1", exitCode="143"), event("start", "c1")])  # put back
+    assert said == []
+    watch.handle([event("die", "c1", exitCode="1")])
+    assert said == ["engine: train died (exit 1)"]
+
+
+def test_the_echo_of_its_own_restart_is_not_reported_as_news(world: FakeWorld, watch: Watch, said: list[str]) -> None:
+    watch.handle([FilesChanged(frozenset({f"{DIR}/src/app/x.py"}))])
+    assert world.restarted == ["train"]
+    said.clear()
+    watch.handle([event("kill", "c1", signal="15"), event("die", "c1", exitCode="143"), event("start", "c1")])
+    watch.handle([event("restart", "c1")])
+    assert said == []
+    watch.handle([event("die", "c1", exitCode="3")])
+    assert said == ["engine: train died (exit 3)"]
