@@ -6,7 +6,8 @@ coming back. Whatever arrives, the loop re-plans from a fresh observation (an ev
 to look, never the truth), and decides what of the plan may be applied now:
 
 * the guard's holds (:mod:`ngcws.guard`): a recreate that would kill running work waits;
-* ``ngcws stop``'s intent (:mod:`ngcws.intent`): a workspace the user stopped stays stopped;
+* ``ngcws stop``'s intent (:mod:`ngcws.intent`): a workspace the user stopped stays stopped, and
+  its deaths so far and the stop's own never count toward a crash loop;
 * a workspace whose own command finished (exit 0) under ``restart: no`` / ``on-failure`` is
   left exited, as ``docker run`` leaves it;
 * a container that keeps dying is started again with capped exponential backoff and reported
@@ -230,6 +231,7 @@ class Watch:
         #: ``workspace:NAME`` for a restart, until the event that ends the action (start, restart,
         #: destroy). Their kill/die/destroy events are the echo of an action said already, not news.
         self.own: set[str] = set()
+        self.stopped_seen: set[str] = set()  # stopped with `ngcws stop`, and its crash count reset
 
     @property
     def state(self) -> DesiredState:
@@ -387,6 +389,7 @@ class Watch:
             if action.kind is Kind.PULL:
                 admitted.append(action)
             elif ws in stopped:
+                self.user_stopped(ws, action.container)
                 self.deferred[ws] = "stopped with `ngcws stop`: `ngcws start` or `up` applies it"
                 self.tell(f"stopped:{ws}", f"{ws} was stopped with `ngcws stop`: left alone until `ngcws start`/`up`")
             elif ws in held and action.kind in (Kind.RECREATE, Kind.REMOVE):
@@ -406,6 +409,7 @@ class Watch:
                 admitted.append(action)
         for ws in {a.workspace for a in plan.actions} - stopped:
             self.told.pop(f"stopped:{ws}", None)
+        self.stopped_seen &= stopped
         for ws in {a.workspace for a in plan.actions} - waiting:
             if self.told.pop(f"held:{ws}", None):
                 self.say(f"{ws}: nothing holds it back any more")
@@ -415,6 +419,15 @@ class Watch:
             self.tell(f"warning:{warning}", f"warning: {warning}")
         self.admitted = Plan(tuple(admitted))
         return self.admitted
+
+    def user_stopped(self, ws: str, container: ObservedContainer | None) -> None:
+        """The user stopped ``ws`` (``ngcws stop``): its deaths so far, and the stop's own, are no
+        crash. Once per stop: the count starts afresh at the user's next start."""
+        if ws in self.stopped_seen:
+            return
+        self.stopped_seen.add(ws)
+        exit = self.world.exit_of(container) if container is not None and container.state != "running" else None
+        self.crashes[ws] = Crash(last_death=exit.finished_at if exit else "")
 
     def may_start(self, container: ObservedContainer) -> bool:
         """An existing container is down: start it now, later (backoff), or never (finished)?"""

@@ -438,3 +438,17 @@ def test_its_own_recreate_is_said_once_and_an_outside_kill_still_reported(
     subprocess.run(["docker", "kill", container(project)["Id"]], check=True, capture_output=True)
     said = watcher.wait_for("start train: ")
     assert "engine: kill train" in said[len(quiet) :] and "engine: train died (exit 137)" in said[len(quiet) :], said
+
+
+def test_a_users_stop_and_start_do_not_count_toward_the_crash_loop(
+    project: Workspace, testbed: dict[str, str], watch: Any
+) -> None:
+    project.write(tiny(testbed, "    command: [sh, -c, 'echo boom from the app; exit 3']\n"))
+    watcher = watch()
+    watcher.wait_for("crash loop: train died 3 times in a row")
+    project.ok("stop")  # the user takes over: fixes something, starts it again
+    watcher.wait_for("stopped with `ngcws stop`")
+    project.ok("start")
+    said = watcher.wait_for("train died again (exit 3): starting it in 1 s")  # a new count: 1st, then 2nd death
+    after = said[said.index("stopped with `ngcws stop`") :]
+    assert "crash loop" not in after and "next start in" not in after, after

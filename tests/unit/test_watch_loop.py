@@ -426,3 +426,27 @@ def test_the_echo_of_its_own_restart_is_not_reported_as_news(world: FakeWorld, w
     assert said == []
     watch.handle([event("die", "c1", exitCode="3")])
     assert said == ["engine: train died (exit 3)"]
+
+
+def test_a_users_stop_never_counts_toward_a_crash_loop(
+    world: FakeWorld, watch: Watch, said: list[str], clock: Clock
+) -> None:
+    world.plan = Plan((START,))
+    for death in ("d1", "d2"):  # two quick deaths of its own
+        world.exit = Exit(3, False, 0.5, death)
+        watch.handle([EngineEvent({"Action": "die"})])
+        clock.now += 5
+        watch.handle([])
+    assert watch.crashes["train"].deaths == 2
+    for stop in ("s1", "s2", "s3"):  # `ngcws stop` (quickly after a start), seen by the watcher
+        world.stopped_ = {"train"}
+        world.exit = Exit(143, False, 2.0, stop)
+        watch.handle([EngineEvent({"Action": "die"})])
+        assert world.applied[-1].changes == ()
+        world.stopped_ = set()  # the intent cleared, the container still down (the stop's own death)
+        watch.handle([])
+        assert world.applied[-1].changes == (START,)  # at once: no backoff
+    world.exit = Exit(3, False, 0.5, "d3")  # the next death of its own is the first of a new count
+    watch.handle([EngineEvent({"Action": "die"})])
+    assert world.applied[-1].changes == (START,) and watch.crashes["train"].deaths == 1
+    assert not any("crash loop" in s or "died again" in s for s in said[-3:]), said
