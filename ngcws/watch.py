@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws.errors import ConfigError, EngineUnavailable, NgcwsError
+from ngcws.leftover import left_behind_note
 from ngcws.plan import Action, Kind, Plan
-from ngcws.spec import DesiredState
+from ngcws.spec import DesiredState, Identity
 
 if TYPE_CHECKING:
     from ngcws.guard import Hold
@@ -130,6 +131,7 @@ class World(Protocol):
     def stopped(self, state: DesiredState) -> set[str]: ...
     def last_logs(self, container: ObservedContainer) -> str: ...
     def restart(self, state: DesiredState, workspace: str) -> list[Hold]: ...  # holds, if any
+    def left_behind(self, identity: Identity) -> dict[str, list[str]]: ...  # other name → containers
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -322,7 +324,17 @@ class Watch:
         self.broken = False
         if loaded.state.identity != self.state.identity:
             self.refused = True
-            self.say("the project's name or file changed: follow it with a new `ngcws up --watch`")
+            old, new = self.state.identity.project, loaded.state.identity.project
+            if old == new:
+                self.say("the project's file changed: follow it with a new `ngcws up --watch`")
+                return
+            kept = self.world.left_behind(loaded.state.identity).get(old, [])
+            self.say(
+                f"the project's name changed ({old} → {new}): not followed; this watcher keeps {old} in force"
+                + (f" ({', '.join(kept)})" if kept else "")
+                + f".\n  To follow it: stop this watcher (Ctrl-C), remove {old}'s containers with"
+                f" `ngcws -p {old} down`, then `ngcws up --watch`"
+            )
             return
         self.refused = False
         self.loaded = loaded
@@ -355,6 +367,8 @@ class Watch:
             self.world.converge(self.state if self.fresh else without_pull_always(self.state), self.admit)
             self.fresh = False
             self.told.pop("apply", None)
+            if any(a.kind is Kind.CREATE for a in self.admitted.changes):
+                self.say_left_behind()
             self.restart_pending()
         except EngineUnavailable as error:
             if self.engine_up:
@@ -364,6 +378,11 @@ class Watch:
             self.tell("apply", f"error: {error.message}" + (f"\n  hint: {error.hint}" if error.hint else ""))
         finally:
             self.busy = False
+
+    def say_left_behind(self) -> None:
+        """Containers this file made under another project name (a `name:` changed): said once each."""
+        for project, names in self.world.left_behind(self.state.identity).items():
+            self.tell(f"left:{project}", f"note: {left_behind_note(project, names)}")
 
     def admit(self, plan: Plan) -> Plan:
         """What of ``plan`` may be applied now; says once why the rest waits."""

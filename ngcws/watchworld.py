@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ngcws import labels as L
 from ngcws.controller import Controller, Reporter
 from ngcws.engine import Engine
 from ngcws.guard import Hold
 from ngcws.intent import stopped
+from ngcws.leftover import left_behind
 from ngcws.locate import Located
 from ngcws.observed import ObservedContainer
 from ngcws.plan import UpOptions, owned
-from ngcws.spec import DesiredState
+from ngcws.spec import DesiredState, Identity
 from ngcws.state import compute_state, current_invoker, user_key
 from ngcws.streams import Demux
 from ngcws.watch import Admit, Exit, Loaded, WatchFlags
@@ -75,6 +77,10 @@ class EngineWorld:
         for chunk in self.engine.logs(container.id, follow=False, tail=str(lines), timestamps=False):
             out += b"".join(payload for _stream, payload in demux.feed(chunk))
         return out.decode(errors="replace")
+
+    def left_behind(self, identity: Identity) -> dict[str, list[str]]:
+        listed = self.engine.list_containers({L.PROJECT_DIR: identity.directory})
+        return left_behind(listed, identity.project, identity.config_file)
 
     def restart(self, state: DesiredState, workspace: str) -> list[Hold]:
         controller = self.controller(state)

@@ -16,7 +16,7 @@ import pytest
 
 from ngcws.engine import Engine
 from ngcws.sessions import sessions_of
-from tests.conftest import NGCWS, Workspace
+from tests.conftest import NGCWS, Workspace, remove_project
 from tests.private_engine import PrivateEngine
 
 WAIT = 90.0
@@ -452,3 +452,30 @@ def test_a_users_stop_and_start_do_not_count_toward_the_crash_loop(
     said = watcher.wait_for("train died again (exit 3): starting it in 1 s")  # a new count: 1st, then 2nd death
     after = said[said.index("stopped with `ngcws stop`") :]
     assert "crash loop" not in after and "next start in" not in after, after
+
+
+def test_a_name_change_is_not_followed_and_nothing_is_left_unmentioned(
+    project: Workspace, testbed: dict[str, str], watch: Any
+) -> None:
+    old, new = project.name, f"{project.name}b"
+    project.write(tiny(testbed))
+    watcher = watch()
+    watcher.wait_for("start train: new container")
+    try:
+        (project.dir / "ngcws.yaml").write_text(f"name: {new}\n" + tiny(testbed))
+        said = watcher.wait_for("then `ngcws up --watch`")
+        assert f"the project's name changed ({old} → {new}): not followed" in said, said
+        assert f"keeps {old} in force ({old}-train)" in said and f"`ngcws -p {old} down`" in said, said
+        assert watcher.interrupt() == 0
+        up = project.ngcws("up")  # the new name: its own containers, and a word about the old ones
+        assert up.returncode == 0, up.stderr
+        assert f"project '{old}' (this file under its old name?) still has 1 container(s) here: {old}-train;" in (
+            up.stderr.decode()
+        )
+        assert f"`ngcws -p {old} down` removes them" in up.stderr.decode()
+        assert "still has" not in project.ngcws("up").stderr.decode()  # said when creating, not at every up
+        project.ok("-p", old, "down")  # the command it names does it
+        assert project.containers() == []
+        assert [c["Names"] for c in Engine().list_containers({"ngcws.project": new})] == [[f"/{new}-train"]]
+    finally:
+        remove_project(new)

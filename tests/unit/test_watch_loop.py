@@ -59,6 +59,7 @@ class FakeWorld:
         self.restarted: list[str] = []
         self.followed: list[tuple[frozenset[str], frozenset[str], bool]] = []
         self.fail: Exception | None = None
+        self.left: dict[str, list[str]] = {}
 
     def load(self) -> Loaded:
         if self.loads:
@@ -88,6 +89,9 @@ class FakeWorld:
 
     def last_logs(self, container: ObservedContainer) -> str:
         return "Traceback\nValueError: boom\n"
+
+    def left_behind(self, identity: Identity) -> dict[str, list[str]]:
+        return {p: names for p, names in self.left.items() if p != identity.project}
 
     def restart(self, state_: DesiredState, workspace: str) -> list[Hold]:
         if self.held:
@@ -450,3 +454,32 @@ def test_a_users_stop_never_counts_toward_a_crash_loop(
     watch.handle([EngineEvent({"Action": "die"})])
     assert world.applied[-1].changes == (START,) and watch.crashes["train"].deaths == 1
     assert not any("crash loop" in s or "died again" in s for s in said[-3:]), said
+
+
+def test_a_name_change_is_not_followed_and_what_it_would_leave_is_said(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    world.left = {"lab": ["lab-train"]}
+    renamed = state()._replace(identity=Identity("lab2", DIR, f"{DIR}/ngcws.yaml"))
+    world.loads = [Loaded(renamed, world.current.files)]
+    watch.handle([FilesChanged(frozenset({f"{DIR}/ngcws.yaml"}))])
+    assert watch.state.identity.project == "lab"
+    told = next(s for s in said if "name changed" in s)
+    assert "(lab → lab2): not followed; this watcher keeps lab in force (lab-train)" in told
+    assert "`ngcws -p lab down`" in told and "`ngcws up --watch`" in told
+
+
+def test_containers_left_by_an_old_name_are_said_once_when_it_creates(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    world.left = {"old": ["old-train", "old-serve"]}
+    watch.handle([])
+    assert not any("old-train" in s for s in said)  # nothing created: not the moment
+    world.plan = Plan((Action(Kind.CREATE, "train", "no container lab-train", None),))
+    watch.handle([])
+    watch.handle([])
+    notes = [s for s in said if "old-train" in s]
+    assert notes == [
+        "note: project 'old' (this file under its old name?) still has 2 container(s) here: "
+        "old-train, old-serve; `ngcws -p old down` removes them"
+    ]
