@@ -71,7 +71,7 @@ def _update(project: str, directory: str, change: Callable[[set[str]], set[str]]
             os.pwrite(fd, json.dumps(sorted(after)).encode(), 0)
     except OSError as exc:
         raise LockError(
-            f"cannot record the stop in {lock_path(project, directory, 'stopped')}: {exc.strerror}"
+            f"cannot update `ngcws stop`'s record {lock_path(project, directory, 'stopped')}: {exc.strerror}"
         ) from None
     finally:
         os.close(fd)
