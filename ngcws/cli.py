@@ -292,13 +292,23 @@ def up(
     """Create, start or recreate workspace containers so they match ngcws.yaml."""
     g = _globals(ctx)
     if watch or down_on_exit:
+        from ngcws.watch import WatchFlags
         from ngcws.watchcli import run_watch
 
         if not watch:
             raise UsageError("--down-on-exit needs --watch")
-        if workspaces or force_recreate or no_recreate or pull or skip_preflight or take_over:
-            raise UsageError("--watch follows every workspace with the file's pull policy; drop the other options")
-        raise typer.Exit(run_watch(g.file, g.project_name, remove_orphans, down_on_exit))
+        refused = {
+            "WORKSPACES": workspaces,
+            "--pull": pull,
+            "--force-recreate": force_recreate,
+            "--no-recreate": no_recreate,
+        }
+        if any(refused.values()):
+            dropped = ", ".join(k for k, v in refused.items() if v)
+            raise UsageError(f"--watch follows every workspace with the file's pull policy: drop {dropped}")
+        raise typer.Exit(
+            run_watch(g.file, g.project_name, WatchFlags(remove_orphans, down_on_exit, skip_preflight, take_over))
+        )
     from ngcws.commands import run_up
 
     raise typer.Exit(
@@ -316,13 +326,26 @@ def up(
     )
 
 
+#: What `up` accepts but `up --watch` refuses (tests/unit/test_cli.py checks that `watch` takes the rest).
+NOT_WITH_WATCH = ("--pull", "--force-recreate", "--no-recreate", "--watch")
+
+
 @app.command("watch")
-def watch_(ctx: typer.Context, remove_orphans: RemoveOrphansOpt = False, down_on_exit: DownOnExitOpt = False) -> None:
+def watch_(
+    ctx: typer.Context,
+    remove_orphans: RemoveOrphansOpt = False,
+    skip_preflight: SkipPreflight = False,
+    take_over: TakeOverOpt = False,
+    down_on_exit: DownOnExitOpt = False,
+) -> None:
     """`ngcws up --watch`: reconcile, then keep the engine matching ngcws.yaml until Ctrl-C."""
+    from ngcws.watch import WatchFlags
     from ngcws.watchcli import run_watch
 
     g = _globals(ctx)
-    raise typer.Exit(run_watch(g.file, g.project_name, remove_orphans, down_on_exit))
+    raise typer.Exit(
+        run_watch(g.file, g.project_name, WatchFlags(remove_orphans, down_on_exit, skip_preflight, take_over))
+    )
 
 
 @app.command()

@@ -22,7 +22,7 @@ def run_up(
     """``ngcws up``: print the plan as it is applied."""
     from ngcws.controller import Controller
     from ngcws.engine import Engine
-    from ngcws.plan import UpOptions
+    from ngcws.plan import Kind, UpOptions
     from ngcws.present import Console
     from ngcws.state import load_state
 
@@ -39,6 +39,13 @@ def run_up(
     identity = controller.identity
     started = [n for n in workspaces or controller.every if n in controller.state.containers]  # orphans aside
     clear_stopped(identity.project, identity.directory, started)
+    if any(a.kind is Kind.CREATE for a in plan.changes):  # a first up, or one after `name:` changed
+        from ngcws import labels as L
+        from ngcws.leftover import left_behind, left_behind_note
+
+        listed = controller.engine.list_containers({L.PROJECT_DIR: identity.directory})
+        for project, names in left_behind(listed, identity.project, identity.config_file).items():
+            controller.reporter.note(left_behind_note(project, names))
     if not plan.changes:
         print("up to date", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ngcws import intent
 from ngcws import labels as L
 from ngcws.engine import Engine
 from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
@@ -59,6 +60,19 @@ class Status:
     gpu_use: tuple[dict[str, Any], ...] = ()  # the GPUs it holds, with memory, utilisation, processes
     health: str = ""
     error: str = ""  # the engine's message when the container's last start failed
+    stopped_by_user: bool = False  # down since `ngcws stop` (intent.py): a watcher leaves it so
+
+
+def with_stop_intent(rows: list[Status], stopped: set[str], ours: list[ObservedContainer]) -> list[Status]:
+    """Say which workspaces are down because the user ran `ngcws stop` (not a crash: nothing restarts them)."""
+    theirs = {c.id[:12] for c in ours if c.workspace in stopped and c.state != "running"}
+    note = "stopped by `ngcws stop`; `ngcws start` or `up` brings it back"
+    return [
+        replace(r, stopped_by_user=True, status=f"{r.status}; {note}" if r.status else note)
+        if r.container_id in theirs
+        else r
+        for r in rows
+    ]
 
 
 def _gone(path: str) -> bool:
@@ -304,6 +318,7 @@ class Controller:
         observed = self.observe(desired)
         ours = owned(observed, self.identity.directory)
         rows = self._status_rows(names, desired, observed, ours)
+        rows = with_stop_intent(rows, intent.stopped(self.identity.project, self.identity.directory), ours)
         if any(r.state == "running" and r.gpus not in ("none", "", "?") for r in rows) and self.facts.local:
             from ngcws.gpuset import held
             from ngcws.present import gpu_use

@@ -171,6 +171,7 @@ class Console:
             values["gpus"] = _gpus_cell(values["gpus"])
             values.pop("gpu_use", None)
             values.pop("error", None)  # the full message: JSON only; STATUS says it short
+            values.pop("stopped_by_user", None)  # JSON only; STATUS says it
             cells.append([str(v) if v != "" else "-" for v in values.values()])
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
         for line in [headers, *cells]:
@@ -190,6 +191,8 @@ class Console:
             values = asdict(row)
             values["gpus"] = _gpus_cell(values["gpus"])
             values.pop("gpu_use", None)
+            values.pop("error", None)  # JSON only, as in the plain table
+            values.pop("stopped_by_user", None)
             cells = [str(v) if v != "" else "-" for v in values.values()]
             state, drift = values.get("state", ""), values.get("drift", "")
             cells[3] = _text((cells[3], states.get(str(state), "")))

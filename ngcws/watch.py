@@ -6,7 +6,8 @@ coming back. Whatever arrives, the loop re-plans from a fresh observation (an ev
 to look, never the truth), and decides what of the plan may be applied now:
 
 * the guard's holds (:mod:`ngcws.guard`): a recreate that would kill running work waits;
-* ``ngcws stop``'s intent (:mod:`ngcws.intent`): a workspace the user stopped stays stopped;
+* ``ngcws stop``'s intent (:mod:`ngcws.intent`): a workspace the user stopped stays stopped, and
+  its deaths so far and the stop's own never count toward a crash loop;
 * a workspace whose own command finished (exit 0) under ``restart: no`` / ``on-failure`` is
   left exited, as ``docker run`` leaves it;
 * a container that keeps dying is started again with capped exponential backoff and reported
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws.errors import ConfigError, EngineUnavailable, NgcwsError
+from ngcws.leftover import left_behind_note
 from ngcws.plan import Action, Kind, Plan
-from ngcws.spec import DesiredState
+from ngcws.spec import DesiredState, Identity
 
 if TYPE_CHECKING:
     from ngcws.guard import Hold
@@ -40,6 +42,16 @@ HEALTHY_AFTER = 30.0  # a container that ran this long before dying starts a fre
 MAX_BACKOFF = 60.0
 SETTLE = 1.0  # after container events, look once more: an event can precede the state it announces
 HOLD_RECHECK = 30.0  # a held recreate is re-checked on every exec_die event, and at least this often
+
+
+@dataclass(frozen=True)
+class WatchFlags:
+    """What `up --watch` and `watch` accept (cli.py), applied to every reconcile."""
+
+    remove_orphans: bool = False
+    down_on_exit: bool = False
+    skip_preflight: bool = False
+    take_over: bool = False
 
 
 # --- what arrives in the inbox ----------------------------------------------------------------
@@ -119,6 +131,7 @@ class World(Protocol):
     def stopped(self, state: DesiredState) -> set[str]: ...
     def last_logs(self, container: ObservedContainer) -> str: ...
     def restart(self, state: DesiredState, workspace: str) -> list[Hold]: ...  # holds, if any
+    def left_behind(self, identity: Identity) -> dict[str, list[str]]: ...  # other name → containers
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -216,6 +229,11 @@ class Watch:
         self.fresh = True  # a new reading of the file: `pull: always` pulls (once, not at every event)
         self.refused = False  # the last edit was not taken (invalid, or another project): said already
         self.deferred: dict[str, str] = {}  # workspace → why its planned change was not applied now
+        #: What the watcher's own recreates, removes and restarts disturb: a container id, or
+        #: ``workspace:NAME`` for a restart, until the event that ends the action (start, restart,
+        #: destroy). Their kill/die/destroy events are the echo of an action said already, not news.
+        self.own: set[str] = set()
+        self.stopped_seen: set[str] = set()  # stopped with `ngcws stop`, and its crash count reset
 
     @property
     def state(self) -> DesiredState:
@@ -306,7 +324,17 @@ class Watch:
         self.broken = False
         if loaded.state.identity != self.state.identity:
             self.refused = True
-            self.say("the project's name or file changed: follow it with a new `ngcws up --watch`")
+            old, new = self.state.identity.project, loaded.state.identity.project
+            if old == new:
+                self.say("the project's file changed: follow it with a new `ngcws up --watch`")
+                return
+            kept = self.world.left_behind(loaded.state.identity).get(old, [])
+            self.say(
+                f"the project's name changed ({old} → {new}): not followed; this watcher keeps {old} in force"
+                + (f" ({', '.join(kept)})" if kept else "")
+                + f".\n  To follow it: stop this watcher (Ctrl-C), remove {old}'s containers with"
+                f" `ngcws -p {old} down`, then `ngcws up --watch`"
+            )
             return
         self.refused = False
         self.loaded = loaded
@@ -316,8 +344,14 @@ class Watch:
 
     def event(self, event: dict[str, Any]) -> None:
         action = str(event.get("Action") or event.get("status") or "")
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
         workspace = attributes.get("ngcws.workspace", "?")
+        cause = {str(actor.get("ID") or event.get("id") or ""), f"workspace:{workspace}"} & self.own
+        if cause:
+            if action in ("start", "restart", "destroy"):  # the watcher's action is over
+                self.own -= cause
+            return
         if action == "die":
             self.say(f"engine: {workspace} died (exit {attributes.get('exitCode', '?')})")
         elif action in ("oom", "destroy", "kill"):
@@ -333,6 +367,8 @@ class Watch:
             self.world.converge(self.state if self.fresh else without_pull_always(self.state), self.admit)
             self.fresh = False
             self.told.pop("apply", None)
+            if any(a.kind is Kind.CREATE for a in self.admitted.changes):
+                self.say_left_behind()
             self.restart_pending()
         except EngineUnavailable as error:
             if self.engine_up:
@@ -342,6 +378,11 @@ class Watch:
             self.tell("apply", f"error: {error.message}" + (f"\n  hint: {error.hint}" if error.hint else ""))
         finally:
             self.busy = False
+
+    def say_left_behind(self) -> None:
+        """Containers this file made under another project name (a `name:` changed): said once each."""
+        for project, names in self.world.left_behind(self.state.identity).items():
+            self.tell(f"left:{project}", f"note: {left_behind_note(project, names)}")
 
     def admit(self, plan: Plan) -> Plan:
         """What of ``plan`` may be applied now; says once why the rest waits."""
@@ -367,6 +408,7 @@ class Watch:
             if action.kind is Kind.PULL:
                 admitted.append(action)
             elif ws in stopped:
+                self.user_stopped(ws, action.container)
                 self.deferred[ws] = "stopped with `ngcws stop`: `ngcws start` or `up` applies it"
                 self.tell(f"stopped:{ws}", f"{ws} was stopped with `ngcws stop`: left alone until `ngcws start`/`up`")
             elif ws in held and action.kind in (Kind.RECREATE, Kind.REMOVE):
@@ -381,9 +423,12 @@ class Watch:
                 if self.may_start(action.container):
                     admitted.append(action)
             else:
+                if action.kind in (Kind.RECREATE, Kind.REMOVE) and action.container is not None:
+                    self.own.add(action.container.id)
                 admitted.append(action)
         for ws in {a.workspace for a in plan.actions} - stopped:
             self.told.pop(f"stopped:{ws}", None)
+        self.stopped_seen &= stopped
         for ws in {a.workspace for a in plan.actions} - waiting:
             if self.told.pop(f"held:{ws}", None):
                 self.say(f"{ws}: nothing holds it back any more")
@@ -393,6 +438,15 @@ class Watch:
             self.tell(f"warning:{warning}", f"warning: {warning}")
         self.admitted = Plan(tuple(admitted))
         return self.admitted
+
+    def user_stopped(self, ws: str, container: ObservedContainer | None) -> None:
+        """The user stopped ``ws`` (``ngcws stop``): its deaths so far, and the stop's own, are no
+        crash. Once per stop: the count starts afresh at the user's next start."""
+        if ws in self.stopped_seen:
+            return
+        self.stopped_seen.add(ws)
+        exit = self.world.exit_of(container) if container is not None and container.state != "running" else None
+        self.crashes[ws] = Crash(last_death=exit.finished_at if exit else "")
 
     def may_start(self, container: ObservedContainer) -> bool:
         """An existing container is down: start it now, later (backoff), or never (finished)?"""
@@ -439,8 +493,10 @@ class Watch:
                 self.told.pop(f"held:restart:{ws}", None)
                 self.restarts.discard(ws)
                 continue
+            self.own.add(f"workspace:{ws}")  # before: its events may arrive before restart() returns
             holds = self.world.restart(self.state, ws)
             if holds:
+                self.own.discard(f"workspace:{ws}")
                 text = f"waiting: restart {ws} — held back by {holds[0].reason}\n  {holds[0].remedy}"
                 self.tell(f"held:restart:{ws}", text, same=re.sub(r" \(since [^)]*\)", "", text))
                 self.wake(self.clock() + HOLD_RECHECK)

@@ -7,12 +7,15 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ngcws.engine import Engine
 from ngcws.locate import Files, locate
 from ngcws.plan import Action
 from ngcws.present import Console
+
+if TYPE_CHECKING:
+    from ngcws.watch import WatchFlags
 
 
 class WatchConsole(Console):
@@ -34,7 +37,7 @@ class WatchConsole(Console):
         self.line(self._paint("warning:", "yellow") + " " + text)
 
 
-def run_watch(file: Files, project_override: str | None, remove_orphans: bool, down_on_exit: bool) -> int:
+def run_watch(file: Files, project_override: str | None, flags: WatchFlags) -> int:
     from ngcws import labels as L
     from ngcws.lock import watcher_slot
     from ngcws.watch import Input, Watch
@@ -47,7 +50,7 @@ def run_watch(file: Files, project_override: str | None, remove_orphans: bool, d
     inbox: queue.Queue[Input] = queue.Queue()
     stop = threading.Event()
     files = FileSource(inbox)
-    world = EngineWorld(located, project_override, engine, console, files, remove_orphans)
+    world = EngineWorld(located, project_override, engine, console, files, flags)
     watch = Watch(world, console.line)
     identity = world.load().state.identity  # an invalid file is an error here (exit 2)
     with watcher_slot(identity.project, identity.directory):
@@ -71,9 +74,9 @@ def run_watch(file: Files, project_override: str | None, remove_orphans: bool, d
             files.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
-        if down_on_exit and watch.loaded is not None:
+        if flags.down_on_exit and watch.loaded is not None:
             console.line("stopped watching: removing the workspaces (--down-on-exit)")
-            world.controller(watch.state).down(remove_orphans, volumes=False)
+            world.controller(watch.state).down(flags.remove_orphans, volumes=False)
         else:
             console.line("stopped watching; the workspaces keep running (`ngcws down` removes them)")
     return 0

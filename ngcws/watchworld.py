@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ngcws import labels as L
 from ngcws.controller import Controller, Reporter
 from ngcws.engine import Engine
 from ngcws.guard import Hold
 from ngcws.intent import stopped
+from ngcws.leftover import left_behind
 from ngcws.locate import Located
 from ngcws.observed import ObservedContainer
 from ngcws.plan import UpOptions, owned
-from ngcws.spec import DesiredState
+from ngcws.spec import DesiredState, Identity
 from ngcws.state import compute_state, current_invoker, user_key
 from ngcws.streams import Demux
-from ngcws.watch import Admit, Exit, Loaded
+from ngcws.watch import Admit, Exit, Loaded, WatchFlags
 from ngcws.watchsources import FileSource
 
 
@@ -26,14 +28,14 @@ class EngineWorld:
         engine: Engine,
         reporter: Reporter,
         files: FileSource,
-        remove_orphans: bool,
+        flags: WatchFlags,
     ) -> None:
         self.located = located  # always this file: a save half-way must not find a parent's ngcws.yaml
         self.project_override = project_override
         self.engine = engine
         self.reporter = reporter
         self.files = files
-        self.remove_orphans = remove_orphans
+        self.flags = flags
 
     def load(self) -> Loaded:
         """A fresh load (never the cache) and the files it read: what to follow."""
@@ -47,7 +49,8 @@ class EngineWorld:
         return Controller(state, self.engine, self.reporter)
 
     def converge(self, state: DesiredState, admit: Admit) -> None:
-        self.controller(state).up(None, UpOptions(remove_orphans=self.remove_orphans), admit=admit)
+        options = UpOptions(remove_orphans=self.flags.remove_orphans, take_over=self.flags.take_over)
+        self.controller(state).up(None, options, preflight=not self.flags.skip_preflight, admit=admit)
 
     def holds(self, state: DesiredState, doomed: list[ObservedContainer]) -> list[Hold]:
         return self.controller(state).holds(doomed)
@@ -74,6 +77,10 @@ class EngineWorld:
         for chunk in self.engine.logs(container.id, follow=False, tail=str(lines), timestamps=False):
             out += b"".join(payload for _stream, payload in demux.feed(chunk))
         return out.decode(errors="replace")
+
+    def left_behind(self, identity: Identity) -> dict[str, list[str]]:
+        listed = self.engine.list_containers({L.PROJECT_DIR: identity.directory})
+        return left_behind(listed, identity.project, identity.config_file)
 
     def restart(self, state: DesiredState, workspace: str) -> list[Hold]:
         controller = self.controller(state)

@@ -144,3 +144,24 @@ def test_a_dead_workspace_is_recreated_not_started(
         assert Engine().inspect_container(dead) is None
     finally:
         subprocess.run(["chattr", "-i", str(stuck)], check=False, capture_output=True)
+
+
+def test_ps_says_which_workspace_ngcws_stop_stopped(project: Workspace, testbed: dict[str, str]) -> None:
+    project.write(
+        f"workspaces:\n  train:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n"
+        f"  serve:\n    image: {testbed['NGCWS_TB_TINY']}\n    gpus: none\n"
+    )
+    project.ok("up")
+    project.ok("stop", "train")
+    serve = next(c for c in project.containers() if c["Labels"]["ngcws.workspace"] == "serve")
+    subprocess.run(["docker", "stop", "-t", "1", str(serve["Id"])], check=True, capture_output=True)  # not ours
+    rows = {row["workspace"]: row for row in json.loads(project.ok("ps", "--format", "json"))}
+    assert rows["train"]["state"] == "exited" and rows["train"]["stopped_by_user"] is True
+    assert "stopped by `ngcws stop`; `ngcws start` or `up` brings it back" in rows["train"]["status"]
+    assert rows["serve"]["state"] == "exited" and rows["serve"]["stopped_by_user"] is False
+    table = project.ok("ps").splitlines()
+    assert "stopped by `ngcws stop`" in next(line for line in table if line.startswith("train "))
+    assert "ngcws stop" not in next(line for line in table if line.startswith("serve "))
+    project.ok("start", "train")
+    rows = {row["workspace"]: row for row in json.loads(project.ok("ps", "--format", "json"))}
+    assert rows["train"]["state"] == "running" and rows["train"]["stopped_by_user"] is False

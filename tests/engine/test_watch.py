@@ -16,7 +16,7 @@ import pytest
 
 from ngcws.engine import Engine
 from ngcws.sessions import sessions_of
-from tests.conftest import NGCWS, Workspace
+from tests.conftest import NGCWS, Workspace, remove_project
 from tests.private_engine import PrivateEngine
 
 WAIT = 90.0
@@ -307,6 +307,8 @@ def test_restart_on_restarts_the_workspace(project: Workspace, testbed: dict[str
     assert "notes.txt" not in said and ".swp" not in said
     wait_until(lambda: container(project)["State"]["StartedAt"] != before["State"]["StartedAt"], "started anew")
     assert container(project)["Id"] == before["Id"] and running(project) is not None
+    time.sleep(3)  # let the engine's events of the restart reach the watcher
+    assert "engine:" not in watcher.output(), watcher.output()  # its own restart, said once as such
 
 
 def test_a_workspace_stopped_with_ngcws_stop_stays_stopped(
@@ -348,9 +350,18 @@ def test_one_watcher_per_project_and_ctrl_c_leaves_the_workspace_running(
     assert running(project) is not None
 
 
-def test_down_on_exit_removes_the_workspaces(project: Workspace, testbed: dict[str, str], watch: Any) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("up", "--watch", "--down-on-exit"),
+        ("watch", "--down-on-exit", "--skip-preflight", "--take-over", "--remove-orphans"),
+    ],
+)
+def test_down_on_exit_removes_the_workspaces(
+    project: Workspace, testbed: dict[str, str], watch: Any, args: tuple[str, ...]
+) -> None:
     project.write(tiny(testbed))
-    watcher = watch("up", "--watch", "--down-on-exit")
+    watcher = watch(*args)
     watcher.wait_for("start train: new container")
     assert watcher.interrupt() == 0
     assert project.containers() == []
@@ -389,3 +400,82 @@ def test_an_override_file_created_later_is_followed(project: Workspace, testbed:
     watcher.wait_for("ngcws.override.yaml changed")
     watcher.wait_for("recreate train: shm_size 64m → 256m")
     wait_until(lambda: (c := running(project)) is not None and c["HostConfig"]["ShmSize"] == 256 * 2**20, "256m")
+
+
+def test_a_stop_and_a_second_watcher_with_another_tmpdir_are_seen(
+    project: Workspace, testbed: dict[str, str], watch: Any, tmp_path: Any
+) -> None:
+    job, shell = tmp_path / "job-tmp", tmp_path / "shell-tmp"  # a Slurm job's TMPDIR, a user's shell's
+    job.mkdir()
+    shell.mkdir()
+    project.write(tiny(testbed))
+    watcher = watch(env={"TMPDIR": str(job)})
+    watcher.wait_for("start train: new container")
+    second = project.ngcws("up", "--watch", env={"TMPDIR": str(shell)})
+    assert second.returncode == 1 and f"(pid {watcher.proc.pid})".encode() in second.stderr, second.stderr
+    stopped = project.ngcws("stop", env={"TMPDIR": str(shell)})
+    assert stopped.returncode == 0, stopped.stderr
+    watcher.wait_for("stopped with `ngcws stop`")
+    time.sleep(3)  # the watcher had its events: it must have left the workspace stopped
+    assert container(project)["State"]["Status"] == "exited"
+    assert watcher.output().count("start train:") == 1, watcher.output()
+
+
+def test_its_own_recreate_is_said_once_and_an_outside_kill_still_reported(
+    project: Workspace, testbed: dict[str, str], watch: Any
+) -> None:
+    project.write(tiny(testbed, "    shm_size: 64m\n"))
+    watcher = watch()
+    watcher.wait_for("start train: new container")
+    before = container(project)["Id"]
+    project.write(tiny(testbed, "    shm_size: 128m\n"))
+    watcher.wait_for("recreate train: shm_size 64m → 128m")
+    wait_until(lambda: (c := running(project)) is not None and c["Id"] != before, "a new running container")
+    wait_until(lambda: Engine().inspect_container(before) is None, "the old container removed")
+    time.sleep(3)  # let the engine's events of the recreate reach the watcher
+    quiet = watcher.output()
+    assert "engine:" not in quiet, quiet  # kill, die, destroy of the old container: its own doing
+    subprocess.run(["docker", "kill", container(project)["Id"]], check=True, capture_output=True)
+    said = watcher.wait_for("start train: ")
+    assert "engine: kill train" in said[len(quiet) :] and "engine: train died (exit 137)" in said[len(quiet) :], said
+
+
+def test_a_users_stop_and_start_do_not_count_toward_the_crash_loop(
+    project: Workspace, testbed: dict[str, str], watch: Any
+) -> None:
+    project.write(tiny(testbed, "    command: [sh, -c, 'echo boom from the app; exit 3']\n"))
+    watcher = watch()
+    watcher.wait_for("crash loop: train died 3 times in a row")
+    project.ok("stop")  # the user takes over: fixes something, starts it again
+    watcher.wait_for("stopped with `ngcws stop`")
+    project.ok("start")
+    said = watcher.wait_for("train died again (exit 3): starting it in 1 s")  # a new count: 1st, then 2nd death
+    after = said[said.index("stopped with `ngcws stop`") :]
+    assert "crash loop" not in after and "next start in" not in after, after
+
+
+def test_a_name_change_is_not_followed_and_nothing_is_left_unmentioned(
+    project: Workspace, testbed: dict[str, str], watch: Any
+) -> None:
+    old, new = project.name, f"{project.name}b"
+    project.write(tiny(testbed))
+    watcher = watch()
+    watcher.wait_for("start train: new container")
+    try:
+        (project.dir / "ngcws.yaml").write_text(f"name: {new}\n" + tiny(testbed))
+        said = watcher.wait_for("then `ngcws up --watch`")
+        assert f"the project's name changed ({old} → {new}): not followed" in said, said
+        assert f"keeps {old} in force ({old}-train)" in said and f"`ngcws -p {old} down`" in said, said
+        assert watcher.interrupt() == 0
+        up = project.ngcws("up")  # the new name: its own containers, and a word about the old ones
+        assert up.returncode == 0, up.stderr
+        assert f"project '{old}' (this file under its old name?) still has 1 container(s) here: {old}-train;" in (
+            up.stderr.decode()
+        )
+        assert f"`ngcws -p {old} down` removes them" in up.stderr.decode()
+        assert "still has" not in project.ngcws("up").stderr.decode()  # said when creating, not at every up
+        project.ok("-p", old, "down")  # the command it names does it
+        assert project.containers() == []
+        assert [c["Names"] for c in Engine().list_containers({"ngcws.project": new})] == [[f"/{new}-train"]]
+    finally:
+        remove_project(new)

@@ -199,3 +199,27 @@ def test_run_without_any_command_is_a_usage_error_not_a_hang(tmp_path: Path) -> 
     (tmp_path / "ngcws.yaml").write_text(with_command)
     result = subprocess.run([*NGCWS, "run"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert "needs a command" not in result.stderr and "Docker engine" in result.stderr  # it went on, to the engine
+
+
+def test_watch_accepts_exactly_what_up_watch_accepts(tmp_path: Path) -> None:
+    import typer.main
+
+    from ngcws.cli import NOT_WITH_WATCH, app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+    def options(name: str) -> dict[str, str | None]:
+        params = [p for p in commands[name].params if p.param_type_name == "option"]
+        return {opt: p.help for p in params for opt in p.opts + p.secondary_opts if opt not in ("--help", "-h")}
+
+    up, watch = options("up"), options("watch")
+    assert set(NOT_WITH_WATCH) <= set(up)
+    assert watch == {opt: text for opt, text in up.items() if opt not in NOT_WITH_WATCH}  # same flags, same help
+    assert not [p for p in commands["watch"].params if p.param_type_name == "argument"]  # every workspace
+    (tmp_path / "ngcws.yaml").write_text("workspaces:\n  train:\n    image: busybox\n")
+    for refused in NOT_WITH_WATCH[:-1]:
+        args = [refused, "never"] if refused == "--pull" else [refused]
+        result = run("up", "--watch", *args, cwd=tmp_path)
+        assert result.returncode == 2 and f"drop {refused}" in result.stderr, result.stderr
+        assert run("watch", *args, cwd=tmp_path).returncode == 2  # not an option of watch
+    assert "drop WORKSPACES" in run("up", "--watch", "train", cwd=tmp_path).stderr

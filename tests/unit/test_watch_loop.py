@@ -59,6 +59,7 @@ class FakeWorld:
         self.restarted: list[str] = []
         self.followed: list[tuple[frozenset[str], frozenset[str], bool]] = []
         self.fail: Exception | None = None
+        self.left: dict[str, list[str]] = {}
 
     def load(self) -> Loaded:
         if self.loads:
@@ -88,6 +89,9 @@ class FakeWorld:
 
     def last_logs(self, container: ObservedContainer) -> str:
         return "Traceback\nValueError: boom\n"
+
+    def left_behind(self, identity: Identity) -> dict[str, list[str]]:
+        return {p: names for p, names in self.left.items() if p != identity.project}
 
     def restart(self, state_: DesiredState, workspace: str) -> list[Hold]:
         if self.held:
@@ -384,3 +388,98 @@ def test_one_watcher_slot_per_project_and_folder(tmp_path: Path, monkeypatch: py
         with lock.watcher_slot("lab", "/elsewhere"):
             pass
     assert lock.running_watcher("lab", DIR) is None
+
+
+def event(action: str, cid: str, **attributes: str) -> EngineEvent:
+    return EngineEvent(
+        {"Action": action, "Actor": {"ID": cid, "Attributes": {"ngcws.workspace": "train", **attributes}}}
+    )
+
+
+def test_the_echo_of_its_own_recreate_is_not_reported_as_news(world: FakeWorld, watch: Watch, said: list[str]) -> None:
+    world.plan = Plan((RECREATE,))
+    watch.handle([])
+    world.plan = Plan()
+    said.clear()
+    watch.handle([event("kill", "c1", signal="15"), event("die", "c1", exitCode="143"), event("create", "c2")])
+    watch.handle([event("start", "c2"), event("destroy", "c1")])
+    assert said == []
+    watch.handle([event("kill", "c2", signal="9"), event("die", "c2", exitCode="137")])  # from outside
+    assert said == ["engine: kill train (9)", "engine: train died (exit 137)"]
+
+
+def test_an_old_container_put_back_after_a_failed_recreate_is_reported_again(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    world.plan = Plan((RECREATE,))
+    watch.handle([])
+    world.plan = Plan()
+    said.clear()
+    watch.handle([event("kill", "c1"), event("die", "c1", exitCode="143"), event("start", "c1")])  # put back
+    assert said == []
+    watch.handle([event("die", "c1", exitCode="1")])
+    assert said == ["engine: train died (exit 1)"]
+
+
+def test_the_echo_of_its_own_restart_is_not_reported_as_news(world: FakeWorld, watch: Watch, said: list[str]) -> None:
+    watch.handle([FilesChanged(frozenset({f"{DIR}/src/app/x.py"}))])
+    assert world.restarted == ["train"]
+    said.clear()
+    watch.handle([event("kill", "c1", signal="15"), event("die", "c1", exitCode="143"), event("start", "c1")])
+    watch.handle([event("restart", "c1")])
+    assert said == []
+    watch.handle([event("die", "c1", exitCode="3")])
+    assert said == ["engine: train died (exit 3)"]
+
+
+def test_a_users_stop_never_counts_toward_a_crash_loop(
+    world: FakeWorld, watch: Watch, said: list[str], clock: Clock
+) -> None:
+    world.plan = Plan((START,))
+    for death in ("d1", "d2"):  # two quick deaths of its own
+        world.exit = Exit(3, False, 0.5, death)
+        watch.handle([EngineEvent({"Action": "die"})])
+        clock.now += 5
+        watch.handle([])
+    assert watch.crashes["train"].deaths == 2
+    for stop in ("s1", "s2", "s3"):  # `ngcws stop` (quickly after a start), seen by the watcher
+        world.stopped_ = {"train"}
+        world.exit = Exit(143, False, 2.0, stop)
+        watch.handle([EngineEvent({"Action": "die"})])
+        assert world.applied[-1].changes == ()
+        world.stopped_ = set()  # the intent cleared, the container still down (the stop's own death)
+        watch.handle([])
+        assert world.applied[-1].changes == (START,)  # at once: no backoff
+    world.exit = Exit(3, False, 0.5, "d3")  # the next death of its own is the first of a new count
+    watch.handle([EngineEvent({"Action": "die"})])
+    assert world.applied[-1].changes == (START,) and watch.crashes["train"].deaths == 1
+    assert not any("crash loop" in s or "died again" in s for s in said[-3:]), said
+
+
+def test_a_name_change_is_not_followed_and_what_it_would_leave_is_said(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    world.left = {"lab": ["lab-train"]}
+    renamed = state()._replace(identity=Identity("lab2", DIR, f"{DIR}/ngcws.yaml"))
+    world.loads = [Loaded(renamed, world.current.files)]
+    watch.handle([FilesChanged(frozenset({f"{DIR}/ngcws.yaml"}))])
+    assert watch.state.identity.project == "lab"
+    told = next(s for s in said if "name changed" in s)
+    assert "(lab → lab2): not followed; this watcher keeps lab in force (lab-train)" in told
+    assert "`ngcws -p lab down`" in told and "`ngcws up --watch`" in told
+
+
+def test_containers_left_by_an_old_name_are_said_once_when_it_creates(
+    world: FakeWorld, watch: Watch, said: list[str]
+) -> None:
+    world.left = {"old": ["old-train", "old-serve"]}
+    watch.handle([])
+    assert not any("old-train" in s for s in said)  # nothing created: not the moment
+    world.plan = Plan((Action(Kind.CREATE, "train", "no container lab-train", None),))
+    watch.handle([])
+    watch.handle([])
+    notes = [s for s in said if "old-train" in s]
+    assert notes == [
+        "note: project 'old' (this file under its old name?) still has 2 container(s) here: "
+        "old-train, old-serve; `ngcws -p old down` removes them"
+    ]
