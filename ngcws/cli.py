@@ -98,23 +98,10 @@ def _controller(ctx: typer.Context) -> Any:
 
 
 def _labels_controller(ctx: typer.Context) -> Any:
-    """A controller for down, stop, start, restart and ps: these need only the project's identity
-    and its containers' labels, so they work when ngcws.yaml's variables cannot be resolved (a note
-    says so) and, with -p NAME, without a file."""
-    from ngcws.controller import Controller
-    from ngcws.engine import Engine
-    from ngcws.present import Console
-    from ngcws.state import identity_state
+    from ngcws.commands import labels_controller
 
     g = _globals(ctx)
-    state, note = identity_state(g.file, g.project_name)
-    console = Console()
-    controller = Controller(state, Engine(), console)
-    if note is not None:
-        console.note(note)
-        if not state.workspaces:
-            controller.from_labels()
-    return controller
+    return labels_controller(g.file, g.project_name)
 
 
 def _pull_option(value: str | None) -> str | None:
@@ -430,21 +417,10 @@ def snapshot(
 @app.command()
 def ps(ctx: typer.Context, format: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """Each workspace's container, state, GPUs and drift from ngcws.yaml."""
-    from ngcws.present import Console
+    from ngcws.commands import run_ps
 
-    if format not in ("table", "json"):
-        raise UsageError(f"--format {format}: expected table or json")
-    controller = _labels_controller(ctx)
-    Console().table(controller.status(), format)
-    if format == "table":
-        from ngcws.lock import running_watcher
-
-        watcher = running_watcher(controller.identity.project, controller.identity.directory)
-        if watcher:
-            import time
-
-            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(watcher["since"]))
-            print(f"watcher: pid {watcher['pid']:.0f}, since {since}")
+    g = _globals(ctx)
+    raise typer.Exit(run_ps(g.file, g.project_name, format))
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from ngcws.errors import UsageError
 from ngcws.locate import Files
@@ -70,3 +71,42 @@ def run_doctor(file: Files, project_name: str | None, fmt: str) -> int:
     checks = doctor_checks(facts, state)
     Console().doctor(checks, facts.host_info(), fmt)
     return 1 if failed(checks) else 0
+
+
+def labels_controller(file: Files, project_name: str | None) -> Any:
+    """A controller for down, stop, start, restart and ps: these need only the project's identity
+    and its containers' labels, so they work when ngcws.yaml's variables cannot be resolved (a note
+    says so) and, with -p NAME, without a file."""
+    from ngcws.controller import Controller
+    from ngcws.engine import Engine
+    from ngcws.present import Console
+    from ngcws.state import identity_state
+
+    state, note = identity_state(file, project_name)
+    console = Console()
+    controller = Controller(state, Engine(), console)
+    if note is not None:
+        console.note(note)
+        if not state.workspaces:
+            controller.from_labels()
+    return controller
+
+
+def run_ps(file: Files, project_name: str | None, fmt: str) -> int:
+    """``ngcws ps``: each workspace's container, state, GPUs and drift; the watcher, if one runs."""
+    from ngcws.present import Console
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format {fmt}: expected table or json")
+    controller = labels_controller(file, project_name)
+    Console().table(controller.status(), fmt)
+    if fmt == "table":
+        from ngcws.lock import running_watcher
+
+        watcher = running_watcher(controller.identity.project, controller.identity.directory)
+        if watcher:
+            import time
+
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(watcher["since"]))
+            print(f"watcher: pid {watcher['pid']:.0f}, since {since}")
+    return 0

@@ -12,10 +12,8 @@ The parsers are pure functions.
 from __future__ import annotations
 
 import os
-import platform
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -195,6 +193,8 @@ def run_command(argv: list[str]) -> tuple[int, str]:
     program = shutil.which(argv[0])
     if program is None:
         return 127, ""
+    import subprocess  # here, not above: ``ngcws ps`` on a host without nvidia-smi runs nothing
+
     try:
         done = subprocess.run(
             [program, *argv[1:]], capture_output=True, text=True, timeout=20, check=False, stdin=subprocess.DEVNULL
@@ -221,7 +221,7 @@ class Host:
     def discover(self, processes: bool = True) -> HostInfo:
         raw: dict[str, str] = {}
         problems: list[str] = []
-        uname = platform.uname()
+        uname = os.uname()  # platform.uname() without importing platform: the same fields
         os_release = self.read("/etc/os-release")
         kernel = (self.read("/proc/sys/kernel/osrelease") or uname.release).strip()
         proc_text = self.read("/proc/driver/nvidia/version")
@@ -271,7 +271,7 @@ class Host:
                 if nvml_driver and not driver:
                     driver, source = nvml_driver, "nvml"
         return HostInfo(
-            os_name=parse_os_release(os_release) if os_release else f"{uname.system} {uname.version}",
+            os_name=parse_os_release(os_release) if os_release else f"{uname.sysname} {uname.version}",
             arch=uname.machine,
             kernel=kernel,
             driver_version=driver,

@@ -2,7 +2,8 @@
 
 A user mistake or an engine refusal becomes a message (and hint) on stderr and the error's exit
 code; never a traceback. Anything else is a bug: a one-line message and exit 70 (EX_SOFTWARE),
-with the traceback only under ``NGCWS_DEBUG=1``. ``exec`` and ``up`` take the lean path of :mod:`ngcws.fastpath`.
+with the traceback only under ``NGCWS_DEBUG=1``. ``exec``, ``up`` and ``ps`` take the lean path of
+:mod:`ngcws.fastpath`.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ a thread; end of input half-closes the connection, which closes the process's st
 
 from __future__ import annotations
 
+import _socket  # the C socket type, as in engine/transport.py
 import contextlib
 import errno
 import os
 import select
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -63,7 +63,7 @@ def in_foreground(fd: int) -> bool:
         return True
 
 
-def _forward_stdin(sock: socket.socket, fd: int, half_close: bool) -> None:
+def _forward_stdin(sock: _socket.socket, fd: int, half_close: bool) -> None:
     """Copy stdin to the process. A terminal is read only while we are its foreground job
     (``ngcws exec train.py > log &`` reads nothing and is never stopped by SIGTTIN; after ``fg``
     it reads again)."""
@@ -86,11 +86,11 @@ def _forward_stdin(sock: socket.socket, fd: int, half_close: bool) -> None:
         return
     if half_close:  # the process sees end of input; with a TTY the engine would end the session
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
+            sock.shutdown(_socket.SHUT_WR)
 
 
 def pump(
-    sock: socket.socket,
+    sock: _socket.socket,
     initial: bytes,
     *,
     tty: bool,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ngcws.engine.libpod import LIBPOD_CREATE, cdi_devices, is_podman, specgen
 from ngcws.engine.transport import HijackError, Response, Transport, path
 from ngcws.errors import (
     ContainerStartError,
@@ -20,8 +19,9 @@ from ngcws.errors import (
     OwnershipError,
     RegistryAuthError,
 )
-from ngcws.explain import explain_start_failure
-from ngcws.imageref import ImageRef
+
+if TYPE_CHECKING:  # imported where used: ``ngcws exec`` needs neither
+    from ngcws.imageref import ImageRef
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 #: The program a probe container "runs": it does not exist, so nothing in the image ever runs.
@@ -269,11 +269,15 @@ class Engine:
     def is_podman(self) -> bool:
         """Is the engine Podman's service? Asked once, and only where it matters (GPU requests)."""
         if self._podman is None:
+            from ngcws.engine.libpod import is_podman
+
             self._podman = is_podman(self.version())
         return self._podman
 
     def _create_on_podman(self, name: str, request: Mapping[str, Any]) -> str:
         """GPUs on Podman: CDI devices through the libpod API; anything Podman would drop is refused."""
+        from ngcws.engine.libpod import LIBPOD_CREATE, cdi_devices, specgen
+
         devices = cdi_devices(request)
         if devices is None:
             raise EngineError(
@@ -522,6 +526,8 @@ def _pull_hint(message: str) -> str | None:
 
 def start_error(name: str, message: str, status: int) -> ContainerStartError:
     """Explain the start failures NGC users meet, with what to do about each; the engine's message is kept."""
+    from ngcws.explain import explain_start_failure
+
     fix = explain_start_failure(message)
     if fix is None and "no such file or directory" in message and "exec" in message:
         fix = "the command does not exist in the image"
@@ -534,6 +540,8 @@ def sentence(text: str | None) -> str | None:
 
 def _refused(name: str, status: int, message: str) -> NgcwsError:
     """A refused container create, as one of ngcws's errors."""
+    from ngcws.explain import explain_start_failure
+
     if status == 409:
         return OwnershipError(
             f"a container named {name!r} already exists and is not managed by this project",
