@@ -104,7 +104,7 @@ class _Parallel(Generic[T]):
             with self.changed:
                 self.stopping = True
             for run in self.runs:
-                if run.thread is not None:
+                if run.thread is not None and run.thread.is_alive():
                     run.thread.join()
             raise
         for run in self.runs:
