@@ -14,7 +14,8 @@ reaches the user as a traceback.
     + AlreadyWatching             exit 1  another `ngcws up --watch` follows this project and folder
   x NotRunning                    exit 1  exec/shell on a workspace that is not running
   x HeldBack                      exit 1  a recreate or removal would destroy something (guard.py)
-  x ApplyFailed                   exit 1+ several workspaces of one `up`/`down` failed (the others were
+  x NotApplied                    exit 1  a workspace joining the network of one whose `up` failed was left alone
+  x ApplyFailed                   exit 1  several workspaces of one `up`/`down` failed (the others were
                                           applied); each named with its own message; the highest exit code
   x EngineError                   exit 1  the Docker engine refused or failed a request
     + EngineUnavailable           exit 1  no engine answers on DOCKER_HOST / the socket
@@ -103,6 +104,10 @@ class HeldBack(NgcwsError):
             hint=f"{done}. To go ahead and lose it: `{force}`.",
         )
         self.holds = tuple(holds)
+
+
+class NotApplied(NgcwsError):
+    """A workspace left alone because one it needs first (``network_mode: container:``) failed."""
 
 
 class ApplyFailed(NgcwsError):

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from ngcws.errors import ApplyFailed, EngineUnavailable, NgcwsError, UsageError
+from ngcws.errors import ApplyFailed, EngineUnavailable, NgcwsError, NotApplied, UsageError
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 64
@@ -36,10 +36,6 @@ def parallel_limit() -> int:
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"NGCWS_PARALLEL_LIMIT must be a whole number of at least 1, got {text!r}")
     return int(text)
-
-
-class Skipped(NgcwsError):
-    """A chain not applied because one it waits for failed."""
 
 
 class _Run(Generic[T]):
@@ -186,8 +182,8 @@ def _fatal(exc: BaseException) -> bool:
     return not isinstance(exc, NgcwsError) or isinstance(exc, EngineUnavailable)
 
 
-def _skipped(blocker: str) -> Skipped:
-    return Skipped(f"not applied: it joins the network of {blocker}, which failed")
+def _skipped(blocker: str) -> NotApplied:
+    return NotApplied(f"not applied: it joins the network of {blocker}, which failed")
 
 
 def failed(failures: list[tuple[str, NgcwsError]], chains: int) -> NgcwsError:
