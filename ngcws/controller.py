@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws import intent
 from ngcws import labels as L
+from ngcws.chains import Chain, down_chains, up_chains
 from ngcws.engine import Engine
 from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
 from ngcws.imageref import image_ref
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
+from ngcws.parallel import failed, parallel_limit, run_chains
 from ngcws.plan import (
     Action,
     Kind,
@@ -231,13 +233,17 @@ class Controller:
             if admit is None:
                 forced = self._forced([*(names or []), *orphans], plan, options)
                 held = self._guard(plan, "recreate", forced)
-            for action in plan.actions:
-                if action.kind is not Kind.PULL and action.workspace not in held:
-                    self._apply(action)
+            chains = up_chains(a for a in plan.actions if a.kind is not Kind.PULL and a.workspace not in held)
+            failures = self._apply_chains(chains)
             if held:
                 orphans_held = held.keys() - set(self.every)
                 retry = "ngcws up" + (" --remove-orphans" if orphans_held else "") + " --force-recreate"
-                raise HeldBack(list(held.values()), force=f"{retry} {' '.join(sorted(held))}", applied=True)
+                holdback = HeldBack(list(held.values()), force=f"{retry} {' '.join(sorted(held))}", applied=True)
+                if not failures:
+                    raise holdback
+                failures.append(("", holdback))
+            if failures:
+                raise failed(failures, len(chains) + len(held))
         return plan
 
     def down(self, remove_orphans: bool, volumes: bool, force: bool = False, take_over: bool = False) -> Plan:
@@ -247,11 +253,20 @@ class Controller:
             for warning in plan.warnings:
                 self.reporter.warning(warning)
             held = {} if force else self._guard(plan, "remove", set())
-            for action in plan.actions:
-                if action.workspace not in held:
-                    self._apply(action, volumes=volumes)
+            order = {name: i for i, name in enumerate(self.every)}  # the file's order, then the name
+            doomed = sorted(
+                (a for a in plan.actions if a.workspace not in held),
+                key=lambda a: (order.get(a.workspace, len(order)), a.container.name if a.container else ""),
+            )
+            chains = down_chains(doomed)
+            failures = self._apply_chains(chains, volumes=volumes)
             if held:
-                raise HeldBack(list(held.values()), force="ngcws down --force", applied=True)
+                holdback = HeldBack(list(held.values()), force="ngcws down --force", applied=True)
+                if not failures:
+                    raise holdback
+                failures.append(("", holdback))
+            if failures:
+                raise failed(failures, len(chains) + len(held))
             if volumes:
                 for volume in self.engine.list_volumes(
                     L.project_filter(self.identity.project, self.identity.directory)
@@ -480,7 +495,7 @@ class Controller:
             return []
         from ngcws.guard import holds
 
-        return holds(self.engine, [self._with_desired_ignores(c) for c in doomed])
+        return holds(self.engine, [self._with_desired_ignores(c) for c in doomed], parallel_limit())
 
     def _forced(self, names: list[str], plan: Plan, options: UpOptions) -> set[str]:
         """The workspaces whose unsaved work ``--force-recreate`` may destroy: those named on the
@@ -531,9 +546,32 @@ class Controller:
 
         return project_lock(self.identity.project, self.identity.directory, waiting)
 
+    def _apply_chains(self, chains: list[Chain], volumes: bool = False) -> list[tuple[str, NgcwsError]]:
+        """Apply independent chains at the same time (parallel.py), each in order; return the failures.
+
+        The engine transport opens one connection per request, so workers share nothing but
+        :attr:`facts`, which are gathered here first, in this thread."""
+        limit = parallel_limit() if any(a.writes for c in chains for a in c.actions) else 1
+        if limit > 1 and any(
+            a.desired and "gpu_request" not in a.desired.essence and a.desired.essence["gpus"] != "none"
+            for c in chains
+            for a in c.actions
+        ):
+            self.facts.api_version()  # what _create asks, asked once
+        return run_chains(
+            [(c.key, c.actions, c.after) for c in chains],
+            lambda action: self._execute(action, volumes),
+            self.reporter.action,
+            limit,
+        )
+
     def _apply(self, action: Action, volumes: bool = False) -> None:
-        """One action; every engine write is a step (see :func:`_step`)."""
+        """Report one action and apply it."""
         self.reporter.action(action)
+        self._execute(action, volumes)
+
+    def _execute(self, action: Action, volumes: bool = False) -> None:
+        """One action; every engine write is a step (see :func:`_step`)."""
         kind, want, current = action.kind, action.desired, action.container
         if kind is Kind.PULL:
             assert want is not None

@@ -14,6 +14,9 @@ reaches the user as a traceback.
     + AlreadyWatching             exit 1  another `ngcws up --watch` follows this project and folder
   x NotRunning                    exit 1  exec/shell on a workspace that is not running
   x HeldBack                      exit 1  a recreate or removal would destroy something (guard.py)
+  x NotApplied                    exit 1  a workspace joining the network of one whose `up` failed was left alone
+  x ApplyFailed                   exit 1  several workspaces of one `up`/`down` failed (the others were
+                                          applied); each named with its own message; the highest exit code
   x EngineError                   exit 1  the Docker engine refused or failed a request
     + EngineUnavailable           exit 1  no engine answers on DOCKER_HOST / the socket
     + EngineProtocolError         exit 1  the engine's answer cannot be trusted: malformed framing, a body
@@ -101,6 +104,26 @@ class HeldBack(NgcwsError):
             hint=f"{done}. To go ahead and lose it: `{force}`.",
         )
         self.holds = tuple(holds)
+
+
+class NotApplied(NgcwsError):
+    """A workspace left alone because one it needs first (``network_mode: container:``) failed."""
+
+
+class ApplyFailed(NgcwsError):
+    """Several chains of one ``up`` or ``down`` failed (parallel.py); everything else was applied."""
+
+    def __init__(self, failures: Sequence[tuple[str, NgcwsError]]) -> None:
+        lines = []
+        for key, error in failures:
+            lines.append(f"{key}: {error.message}" if key else error.message)
+            lines.extend(f"  {line}" for line in (error.hint or "").splitlines())
+        names = ", ".join(key for key, _ in failures if key) or "several"
+        super().__init__(
+            f"{names} failed\n" + "\n".join(lines), hint="Everything else was applied. Fix these and run it again."
+        )
+        self.failures = tuple(failures)
+        self.exit_code = max(error.exit_code for _, error in failures)
 
 
 class EngineError(NgcwsError):

@@ -39,12 +39,19 @@ def _running_sessions(engine: Engine, container: ObservedContainer) -> Hold | No
 CHECKS: tuple[Check, ...] = (_unsaved_work, _running_sessions)
 
 
-def holds(engine: Engine, doomed: Iterable[ObservedContainer]) -> list[Hold]:
-    """Every reason not to destroy the ``doomed`` containers (none: go ahead)."""
-    found = []
-    for container in doomed:
-        for check in CHECKS:
-            hold = check(engine, container)
-            if hold is not None:
-                found.append(hold)
-    return found
+def holds(engine: Engine, doomed: Iterable[ObservedContainer], limit: int = 1) -> list[Hold]:
+    """Every reason not to destroy the ``doomed`` containers (none: go ahead), in their order.
+
+    With ``limit`` > 1, that many containers are checked at the same time (the engine's changes
+    API reads each container's filesystem: ~0.3 s each for an NGC image)."""
+
+    def checked(container: ObservedContainer) -> list[Hold]:
+        return [hold for check in CHECKS if (hold := check(engine, container)) is not None]
+
+    containers = list(doomed)
+    if limit <= 1 or len(containers) <= 1:
+        return [hold for container in containers for hold in checked(container)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(limit, len(containers)), thread_name_prefix="ngcws-guard") as pool:
+        return [hold for found in pool.map(checked, containers) for hold in found]
