@@ -99,7 +99,10 @@ def run_ps(file: Files, project_name: str | None, fmt: str) -> int:
     if fmt not in ("table", "json"):
         raise UsageError(f"--format {fmt}: expected table or json")
     controller = labels_controller(file, project_name)
-    Console().table(controller.status(), fmt)
+    rows = controller.status()
+    Console().table(rows, fmt)
+    if not rows:  # as docker ps: the headers alone, and why
+        Console().note(f"no containers of project {controller.identity.project!r}")
     if fmt == "table":
         from ngcws.lock import running_watcher
 

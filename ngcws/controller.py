@@ -209,7 +209,11 @@ class Controller:
             pulls = [a for a in plan.actions if a.kind is Kind.PULL]
             if pulls:
                 for action in pulls:
-                    self._apply(action)
+                    try:
+                        self._apply(action)
+                    except NgcwsError as exc:  # pulls come first: no container was touched
+                        exc.hint = " ".join(filter(None, [exc.hint, "No container was created or changed."]))
+                        raise
                 # The pulls may have moved tags to new images: plan the containers again.
                 plan = plan_up(
                     desired, every, self.observe(desired), self.identity.directory, replace(options, pulls_done=True)
@@ -654,7 +658,11 @@ class Controller:
 
         ref = image_ref(want.image)
         header, sent = pull_auth(ref)
-        self.engine.pull(ref, header, lambda m: self.reporter.progress(want.workspace, m), sent)
+        try:
+            self.engine.pull(ref, header, lambda m: self.reporter.progress(want.workspace, m), sent)
+        except NgcwsError as exc:  # several workspaces may pull: name the one that failed
+            exc.message = f"{want.workspace}: {exc.message}"
+            raise
 
     def create_oneoff(self, want: DesiredContainer, name: str, request: dict[str, Any]) -> str:
         """Create an ``ngcws run`` container (not started)."""

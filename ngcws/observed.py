@@ -18,6 +18,7 @@ class ObservedContainer:
     labels: dict[str, str]
     status: str = ""
     created: int = 0
+    network_mode: str = ""  # as the engine keeps it: ``container:<id>`` for another's namespace
 
     @property
     def workspace(self) -> str:
@@ -63,6 +64,7 @@ class ObservedContainer:
             labels=dict(entry.get("Labels") or {}),
             status=str(entry.get("Status", "")),
             created=int(entry.get("Created") or 0),
+            network_mode=str((entry.get("HostConfig") or {}).get("NetworkMode") or ""),
         )
 
 

@@ -135,6 +135,8 @@ def plan_up(
     for want in desired:
         mine = [c for c in ours if c.workspace == want.workspace]
         actions.extend(_container_actions(want, mine, observed, options))
+    if not options.no_recreate:
+        actions = _follow_network_parents(actions, ours)
     warnings: list[str] = []
     for orphan in (c for c in ours if c.workspace not in every_workspace):
         if options.remove_orphans:
@@ -145,6 +147,39 @@ def plan_up(
                 "ngcws.yaml; remove it with --remove-orphans"
             )
     return Plan(tuple(actions), tuple(warnings))
+
+
+def _follow_network_parents(actions: list[Action], ours: list[ObservedContainer]) -> list[Action]:
+    """A workspace that joins another workspace's network namespace (``network_mode:
+    container:NAME``) is recreated with it: the engine keeps the id of the container it joined,
+    so a dependent left as it is would share the namespace of a container that is gone (no
+    network, and it can never start again). Also when the replacement happened earlier, found by
+    that id; dependents of dependents follow."""
+    replaced = {a.desired.name for a in actions if a.kind in (Kind.CREATE, Kind.RECREATE) and a.desired}
+    current = {c.name: c.id for c in ours}
+    out = list(actions)
+    changed = True
+    while changed:
+        changed = False
+        for i, action in enumerate(out):
+            want, old = action.desired, action.container
+            if want is None or old is None or action.kind not in (Kind.NOOP, Kind.START, Kind.UNPAUSE):
+                continue
+            mode = str(want.essence.get("network_mode") or "")
+            if not mode.startswith("container:"):
+                continue
+            parent = mode.split(":", 1)[1]
+            joined = old.network_mode.split(":", 1)[1] if old.network_mode.startswith("container:") else ""
+            if parent in replaced:
+                reason = f"joins the network namespace of {parent}, which is replaced"
+            elif joined and parent in current and not current[parent].startswith(joined):
+                reason = f"joined an earlier container {joined[:12]} of {parent} (replaced since; its network is gone)"
+            else:
+                continue
+            out[i] = Action(Kind.RECREATE, action.workspace, reason, old, want)
+            replaced.add(want.name)
+            changed = True
+    return out
 
 
 def pull_actions(want: DesiredContainer, observed: Observed, options: UpOptions) -> list[Action]:

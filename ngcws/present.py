@@ -173,7 +173,7 @@ class Console:
             values.pop("error", None)  # the full message: JSON only; STATUS says it short
             values.pop("stopped_by_user", None)  # JSON only; STATUS says it
             cells.append([str(v) if v != "" else "-" for v in values.values()])
-        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
         for line in [headers, *cells]:
             print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip(), file=self.out)
         for row in rows:

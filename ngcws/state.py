@@ -157,7 +157,7 @@ def identity_state(explicit: Files = None, project_override: str | None = None) 
             raise
         folder = Path.cwd().resolve()
         name = project_name(Located(folder / CONFIG_NAME, folder), None, project_override)
-        note = f"no {CONFIG_NAME} here: project {name!r} of {folder} as its containers' labels say"
+        note = f"no {CONFIG_NAME} here: acting on the containers labelled as project {name!r}"
         return DesiredState(Identity(name, str(folder), str(folder / CONFIG_NAME)), (), {}), note
     try:
         return load_state(explicit, project_override), None

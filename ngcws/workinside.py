@@ -103,6 +103,13 @@ def exec_in(options: ExecOptions, file: Files, project_name: str | None) -> int:
     """Run a command in a running workspace; return its exit status."""
     if not options.command:
         raise UsageError("exec needs a command, e.g. `ngcws exec python train.py`")
+    if options.command[0].startswith("-") and options.command[0] != "-":
+        # An option exec does not know (a typo of --workdir would otherwise run as a program),
+        # as docker exec's "unknown flag"; no program's name starts with "-".
+        raise UsageError(
+            f"exec has no option {options.command[0]}: its options are -W/--workspace, -t, -T, -u, -w, -e, "
+            "--up (`ngcws exec --help`), then the command"
+        )
     state = load_state(file, project_name)
     workspace = _one(state, options.workspace)
     engine = Engine()

@@ -83,3 +83,20 @@ def test_exec_and_ps_never_import_typer_pydantic_rich_or_argparse(project: Works
         found = imported(argv, project.dir)
         assert "ngcws" in found, argv  # the listing works: it names what was imported
         assert not found & set(HEAVY), (argv, found & set(HEAVY))
+
+
+def test_ps_of_a_project_with_no_containers_prints_the_headers_and_says_why(
+    project: Workspace, testbed: dict[str, str], tmp_path: Path
+) -> None:
+    """-p NAME without a file, nothing labelled NAME: the headers alone (as docker ps), never a crash."""
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    for front in (NGCWS, TYPER):
+        result = subprocess.run([*front, "-p", f"{project.name}-none", "ps"], cwd=empty, capture_output=True)
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.decode().split() == ["WORKSPACE", "CONTAINER", "ID", "STATE", "IMAGE", "GPUS", "STATUS",
+                                                  "DRIFT", "HEALTH"]  # fmt: skip
+        assert f"no containers of project '{project.name}-none'" in result.stderr.decode()
+        listed = subprocess.run([*front, "-p", f"{project.name}-none", "ps", "--format", "json"], cwd=empty,
+                                capture_output=True)  # fmt: skip
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr.decode()

@@ -120,3 +120,35 @@ def test_ctrl_c_during_a_parallel_up_leaves_what_the_next_up_repairs(
     assert states(project) == dict.fromkeys(names, "running")
     assert sorted(c["Names"][0] for c in containers) == sorted(f"/{project.name}-{n}" for n in names)  # type: ignore[index]
     assert all(json.loads(c["Labels"]["ngcws.spec"])["env"].get("CHANGED") == "1" for c in containers)  # type: ignore[index]
+
+
+def test_a_workspace_in_anothers_network_follows_its_recreation(project: Workspace, testbed: dict[str, str]) -> None:
+    """The engine keeps the id of the container a workspace joined: recreating the parent alone
+    would leave the dependent with no network (and unable to start again)."""
+    net = f"{project.name}-net"
+    joins = {"app": f"    network_mode: container:{net}\n"}
+    project.write(workspaces(testbed, ["net", "app"], joins))
+    assert project.ngcws("up").returncode == 0
+
+    def joined() -> tuple[str, str]:
+        found = {c["Labels"]["ngcws.workspace"]: c for c in project.containers()}  # type: ignore[index]
+        return str(found["net"]["Id"]), str(found["app"]["HostConfig"]["NetworkMode"])  # type: ignore[index]
+
+    parent, mode = joined()
+    assert mode == f"container:{parent}"
+    project.write(workspaces(testbed, ["net", "app"], {**joins, "net": "    env: {X: '1'}\n"}))
+    planned = project.ngcws("plan")
+    plan = planned.stdout.decode() + planned.stderr.decode()
+    assert f"recreate   app: joins the network namespace of {net}, which is replaced" in plan, plan
+    result = project.ngcws("up")
+    assert result.returncode == 0, result.stderr.decode()
+    new_parent, mode = joined()
+    assert new_parent != parent and mode == f"container:{new_parent}"
+    assert states(project) == {"net": "running", "app": "running"}
+    # Replaced behind ngcws's back (docker rm -f, then an up of the parent alone): found by the id.
+    subprocess.run(["docker", "rm", "-f", net], check=True, capture_output=True)
+    assert project.ngcws("up", "net").returncode == 0
+    result = project.ngcws("up")
+    assert result.returncode == 0 and b"replaced since" in result.stderr, result.stderr
+    newest, mode = joined()
+    assert mode == f"container:{newest}" and states(project) == {"net": "running", "app": "running"}

@@ -316,7 +316,10 @@ def test_unknown_tag_names_the_reference(project: Workspace, testbed: dict[str, 
     image = f"{testbed['NGCWS_TB_REGISTRY']}/nvidia/python:99.99-py3"
     project.write(ngc(testbed, image=image))
     result = project.ngcws("pull")
-    assert result.returncode == 1 and f"image {image} was not found".encode() in result.stderr
+    assert result.returncode == 1 and f"train: image {image} was not found".encode() in result.stderr
+    result = project.ngcws("up")  # the workspace named, and that no container was touched
+    assert result.returncode == 1 and f"error: train: image {image} was not found".encode() in result.stderr
+    assert b"No container was created or changed." in result.stderr and project.containers() == []
 
 
 def _build_layered(base: str, tag: str, sizes: tuple[int, int] = (3_000_000, 2_000_000)) -> None:

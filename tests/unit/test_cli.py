@@ -102,6 +102,14 @@ def test_config_and_plan_never_print_a_secret_used_outside_env(tmp_path: Path) -
     assert f"Bearer {secret}" in shown
 
 
+def test_exec_refuses_an_option_it_does_not_know(tmp_path: Path) -> None:
+    """A typo of an option (`--wrokdir`) is a usage error (exit 2), never run as the command."""
+    for args in (["exec", "--wrokdir", "/w", "pwd"], ["exec", "-W", "a", "--bogus"], ["exec", "--", "-x"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2 and "exec has no option" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
 def test_config_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "ngcws.yaml").write_text(
         "workspaces:\n  train:\n    image: nvcr.io/nvidia/pytorch:23.08-py3\n    gpus: al\n"

@@ -52,6 +52,30 @@ def plan(
     return plan_up(desired, every or [d.workspace for d in desired], observed, DIR, UpOptions(**options))
 
 
+def test_a_workspace_in_anothers_network_namespace_is_recreated_with_it() -> None:
+    """network_mode: container:<another workspace's container>: the engine keeps the id it joined."""
+    from dataclasses import replace
+
+    parent, child = want("a"), want("b", network_mode="container:lab-a")
+    grandchild = want("c", network_mode="container:lab-b")
+    a, b, c = container(parent), container(child), container(grandchild)
+    b = replace(b, network_mode=f"container:{a.id}")
+    c = replace(c, network_mode=f"container:{b.id}")
+    assert plan([parent, child, grandchild], [a, b, c]).kinds() == ("up to date",) * 3
+    changed = want("a", env={"X": "1"})  # the parent is recreated: its dependents follow, in turn
+    result = plan([changed, child, grandchild], [a, b, c])
+    assert result.kinds() == ("recreate",) * 3
+    assert result.actions[1].reason == "joins the network namespace of lab-a, which is replaced"
+    assert result.actions[2].reason == "joins the network namespace of lab-b, which is replaced"
+    # The parent was replaced earlier (another up, docker rm -f + up): found by the id it joined.
+    stale = replace(b, network_mode="container:0123456789abcdef")
+    result = plan([parent, child], [a, stale])
+    assert result.kinds() == ("up to date", "recreate") and "replaced since" in result.actions[1].reason
+    stopped = replace(stale, state="exited")  # not started as it is: it could never start
+    assert plan([parent, child], [a, stopped]).kinds() == ("up to date", "recreate")
+    assert plan([parent, child], [a, stale], no_recreate=True).kinds() == ("up to date", "up to date")
+
+
 def test_no_container_pull_if_needed_create_start() -> None:
     d = want()
     assert plan([d], [], images={IMAGE: None}).kinds() == ("pull", "create", "start")
