@@ -99,7 +99,7 @@ def test_a_pull_cut_half_way_is_an_error_and_creates_nothing(
         cutting.close()
     err = result.stderr.decode()
     assert result.returncode == 1, err
-    assert f"error: pulling {layered_image} was cut off: the connection to the Docker engine dropped" in err
+    assert f"error: train: pulling {layered_image} was cut off: the connection to the Docker engine dropped" in err
     assert "Traceback" not in err
     assert project.containers() == []
     passing = CuttingProxy(tmp_path / "whole.sock", engine_socket(), "/images/create", None)
