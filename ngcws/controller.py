@@ -290,13 +290,14 @@ class Controller:
         for want in self.desired(self.state.select(names)):
             self._apply(Action(Kind.PULL, want.workspace, want.image, desired=want))
 
-    def lifecycle(self, verb: str, names: list[str] | None) -> list[str]:
+    def lifecycle(self, verb: str, names: list[str] | None, reason: str = "") -> list[str]:
         """``stop`` / ``start`` / ``restart`` existing containers, each workspace on its own (in parallel,
         output in the file's order, as ``up``); return the workspaces touched.
 
         Every workspace is tried: failures are raised together, each named after its workspace.
         ``stop`` leaves alone (and does not record as stopped, intent.py) a container that is not
-        running, as Compose's ``stop`` does; it records the others before stopping them."""
+        running, as Compose's ``stop`` does; it records the others before stopping them. ``reason``
+        (the watcher's ``restart_on``) follows each line."""
         selected = self.state.select(names)
         with self._locked():
             order = {name: i for i, name in reversed(list(enumerate([*self.every, *selected])))}  # the file's
@@ -309,7 +310,7 @@ class Controller:
                 containers = [c for c in containers if c.state not in ("running", "restarting")]
             by_workspace = {c.workspace: c for c in containers}
             chains = [
-                (key, self._lifecycle_steps(verb, by_workspace[key]), after)
+                (key, self._lifecycle_steps(verb, by_workspace[key], f": {reason}" if reason else ""), after)
                 for key, after in lifecycle_chains(containers, joined_first=verb != "stop")
             ]
             missing = set(selected) - {c.workspace for c in found}
@@ -325,40 +326,32 @@ class Controller:
                 raise failed(failures, len(chains))
         return [key for key, _, _ in chains]
 
-    def _lifecycle_steps(self, verb: str, container: ObservedContainer) -> list[_Step]:
+    def _lifecycle_steps(self, verb: str, container: ObservedContainer, why: str) -> list[_Step]:
         """What ``verb`` does to ``container``, step by step, each announced with its workspace."""
         ws = container.workspace
+
+        def said(do: Callable[[], None]) -> list[_Step]:
+            return [_Step(lambda: self.reporter.note(f"{verb} {ws}{why}"), do)]
+
         if verb == "stop":
-            return [_Step(lambda: self.reporter.note(f"stop {ws}"), lambda: self.engine.stop(container.id))]
+            return said(lambda: self.engine.stop(container.id))
         if verb == "restart":
-            return [
-                _Step(
-                    lambda: self.reporter.note(f"restart {ws}"),
-                    lambda: self.engine.restart(container.id, container.name),
-                )
-            ]
+            return said(lambda: self.engine.restart(container.id, container.name))
         want = self.state.containers.get(ws)  # none when acting on the containers' labels only
         if container.state == "paused":
             return [self._action_step(Action(Kind.UNPAUSE, ws, f"{container.name} is paused", container, want))]
-        if want is None and container.state in ("dead", "removing"):
-            reason = f"{container.name} cannot be started ({container.state}) and no valid ngcws.yaml says how to make it again"
-            return [_Step(lambda: self.reporter.note(f"start {ws}"), lambda: _refuse(reason))]
-        if container.state == "paused":
-            actions = [Action(Kind.UNPAUSE, ws, f"{container.name} is paused", container, want)]
-        elif container.state == "dead":
-            actions = [Action(Kind.RECREATE, ws, f"{container.name} is dead (it cannot be started)", container, want)]
-        elif container.state == "removing":
-            actions = [
-                Action(Kind.CREATE, ws, f"{container.name} is being removed", container, want),
-                Action(Kind.START, ws, "new container", desired=want),
-            ]
-        else:
-            return [
-                _Step(
-                    lambda: self.reporter.note(f"start {ws}"), lambda: self.engine.start(container.id, container.name)
-                )
-            ]
-        return [self._action_step(a) for a in actions]
+        if container.state not in ("dead", "removing"):
+            return said(lambda: self.engine.start(container.id, container.name))
+        if want is None:
+            refused = f"{container.name} is {container.state}: no valid ngcws.yaml says how to make it again"
+            return said(lambda: _refuse(refused))
+        if container.state == "dead":
+            reason = f"{container.name} is dead (it cannot be started)"
+            return [self._action_step(Action(Kind.RECREATE, ws, reason, container, want))]
+        return [
+            self._action_step(Action(Kind.CREATE, ws, f"{container.name} is being removed", container, want)),
+            self._action_step(Action(Kind.START, ws, "new container", desired=want)),
+        ]
 
     def _action_step(self, action: Action) -> _Step:
         return _Step(lambda: self.reporter.action(action), lambda: self._execute(action))
