@@ -295,17 +295,22 @@ class Controller:
         output in the file's order, as ``up``); return the workspaces touched.
 
         Every workspace is tried: failures are raised together, each named after its workspace.
-        ``stop`` leaves alone (and does not record as stopped, intent.py) a container that is not
-        running, as Compose's ``stop`` does; it records the others before stopping them. ``reason``
+        ``stop`` records (intent.py) every selected workspace that has a container, before stopping
+        anything: one already down (exited, created, or between two crashes) is left as it is, as
+        Compose's ``stop`` does, but stays down under a watcher. A workspace without a container is
+        not recorded (a watcher would otherwise never create it). ``reason``
         (the watcher's ``restart_on``) follows each line."""
         selected = self.state.select(names)
         with self._locked():
             order = {name: i for i, name in reversed(list(enumerate([*self.every, *selected])))}  # the file's
             found = self._containers(selected)
             containers = sorted(found, key=lambda c: order[c.workspace])
-            if verb == "stop":
-                containers = [c for c in containers if c.state in ("running", "restarting", "paused")]
+            if verb == "stop":  # recorded first, those already down too: a watcher must leave them down
                 intent.mark_stopped(self.identity.project, self.identity.directory, [c.workspace for c in containers])
+                for c in containers:
+                    if c.state not in ("running", "restarting", "paused"):
+                        self.reporter.note(f"{c.workspace} is not running ({c.state}): nothing to stop; it stays down")
+                containers = [c for c in containers if c.state in ("running", "restarting", "paused")]
             elif verb == "start":
                 containers = [c for c in containers if c.state not in ("running", "restarting")]
             by_workspace = {c.workspace: c for c in containers}

@@ -1,7 +1,8 @@
 """`ngcws start` / `stop` / `restart` of several workspaces against the real engine: like `up`,
 every workspace is tried (in parallel, output in the file's order, lines naming the workspace), a
 failure is named after its workspace and does not stop the others, and `stop` of a container that
-is not running is a no-op that records nothing (intent.py)."""
+is not running leaves it as it is but records it (intent.py), while a workspace without one is not
+recorded."""
 
 from __future__ import annotations
 
@@ -49,18 +50,21 @@ def test_start_tries_every_workspace_and_names_the_one_that_failed(project: Work
     assert states(project) == {n: "exited" if n == "w2" else "running" for n in names}
 
 
-def test_stop_leaves_alone_and_does_not_record_what_is_not_running(project: Workspace, testbed: dict[str, str]) -> None:
-    names = ["a", "b", "c"]
-    project.write(workspaces(testbed, names))
-    project.ok("up")
+def test_stop_of_a_container_already_down_only_records_it_and_nothing_is_recorded_without_one(
+    project: Workspace, testbed: dict[str, str]
+) -> None:
+    from ngcws.intent import stopped
+
+    project.write(workspaces(testbed, ["a", "b", "c", "d"]))
+    project.ok("up", "a", "b", "c")  # d has no container
     b = next(c for c in project.containers() if c["Labels"]["ngcws.workspace"] == "b")  # type: ignore[index]
     subprocess.run(["docker", "stop", "-t", "1", str(b["Id"])], check=True, capture_output=True)  # exited on its own
     result = project.ngcws("stop")
-    assert result.returncode == 0, result.stderr.decode()
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
     assert verb_lines(result.stderr, "stop") == ["stop a", "stop c"]
+    assert "b is not running (exited): nothing to stop; it stays down" in err, err
+    assert "workspace 'd' has no container" in err, err
     rows = {row["workspace"]: row for row in json.loads(project.ok("ps", "--format", "json"))}
-    assert {n: (rows[n]["state"], rows[n]["stopped_by_user"]) for n in names} == {
-        "a": ("exited", True),
-        "b": ("exited", False),
-        "c": ("exited", True),
-    }
+    assert {n: (rows[n]["state"], rows[n]["stopped_by_user"]) for n in "abc"} == dict.fromkeys("abc", ("exited", True))
+    assert stopped(project.name, str(project.dir.resolve())) == {"a", "b", "c"}  # not d: a watcher creates it
