@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -78,7 +79,8 @@ def run_chains(
         return _Parallel(runs, execute, announce, limit).run()
     except BaseException:
         if stopped is not None:
-            stopped(left(runs))
+            with suppress(KeyboardInterrupt):  # a second Ctrl-C: the run is stopping already
+                stopped(left(runs))
         raise
 
 
@@ -138,13 +140,17 @@ class _Parallel(Generic[T]):
         except BaseException:  # Ctrl-C, or a fatal failure: no new action, wait for the running ones
             with self.changed:
                 self.stopping = True
+            # A second Ctrl-C (``timeout -s INT`` sends two; so does an impatient user) changes
+            # nothing: the running actions finish anyway, and what began is still told.
             for run in self.runs:
-                if run.thread is not None and run.thread.is_alive():
-                    run.thread.join()
+                while run.thread is not None and run.thread.is_alive():
+                    with suppress(KeyboardInterrupt):
+                        run.thread.join()
             for run in self.runs:  # then tell everything that began, in order: none of it is hidden
                 while run.announced < run.begun:
                     run.announced += 1
-                    self.announce(run.items[run.announced - 1])
+                    with suppress(KeyboardInterrupt):
+                        self.announce(run.items[run.announced - 1])
             raise
         for run in self.runs:
             if run.thread is not None:

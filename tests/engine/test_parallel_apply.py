@@ -110,6 +110,7 @@ def test_ctrl_c_during_a_parallel_up_leaves_what_the_next_up_repairs(
     first = process.stderr.readline()  # announced once begun: four workers are now stopping old containers
     assert first.startswith(b"recreate"), first
     process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # twice, as `timeout -s INT` does (to the process and its group)
     rest = process.stderr.read()
     process.stderr.close()
     assert process.wait(60) == 130 and b"Traceback" not in rest, rest

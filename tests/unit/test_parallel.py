@@ -117,6 +117,42 @@ def test_ctrl_c_while_chains_run_still_tells_every_action_that_began() -> None:
     assert told == [Stopped(not_begun=("d", "e"))]
 
 
+def test_a_second_ctrl_c_while_stopping_hides_nothing_either() -> None:
+    all_begun, release = threading.Event(), threading.Event()
+    begun: list[str] = []
+    lock = threading.Lock()
+
+    def execute(item: str) -> None:
+        with lock:
+            begun.append(item)
+            if len(begun) == 3:
+                all_begun.set()
+        assert release.wait(10)
+
+    lines: list[str] = []
+
+    def announce(item: str) -> None:
+        lines.append(item)
+        if item == "a":
+            assert all_begun.wait(10)
+            release.set()
+        if item in ("a", "b"):  # Ctrl-C, then Ctrl-C again while b is being told
+            raise KeyboardInterrupt
+
+    told: list[Stopped] = []
+
+    def tell(what: Stopped) -> None:
+        told.append(what)
+        if len(told) == 1:
+            raise KeyboardInterrupt  # and a third
+
+    chains = [(key, [key], frozenset[str]()) for key in "abcd"]
+    with pytest.raises(KeyboardInterrupt):
+        run_chains(chains, execute, announce, 3, tell)
+    assert lines == ["a", "b", "c"]
+    assert told == [Stopped(not_begun=("d",))]
+
+
 def test_ctrl_c_one_by_one_names_the_chain_left_part_way() -> None:
     def execute(item: str) -> None:
         if item == "b1":
