@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ngcws.observed import ObservedContainer
 from ngcws.plan import Action
 
 
@@ -45,6 +46,19 @@ def down_chains(actions: Iterable[Action]) -> list[Chain]:
         if target:
             joining.setdefault(target, set()).add(key)
     return [Chain(key, (action,), frozenset(joining.get(key, set()) - {key})) for key, action in chains]
+
+
+def lifecycle_chains(containers: Iterable[ObservedContainer], joined_first: bool) -> list[tuple[str, frozenset[str]]]:
+    """One chain per workspace's container, for ``start``/``restart`` (``joined_first``: a container
+    whose network namespace another joins goes first) or ``stop`` (the joining one goes first)."""
+    containers = list(containers)
+    workspace_of = {c.name: c.workspace for c in containers}
+    after: dict[str, set[str]] = {c.workspace: set() for c in containers}
+    for c in containers:
+        target = workspace_of.get(_joins(c.essence or {}), c.workspace)
+        if target != c.workspace:
+            (after[c.workspace] if joined_first else after[target]).add(target if joined_first else c.workspace)
+    return [(c.workspace, frozenset(after[c.workspace])) for c in containers]
 
 
 def _names(action: Action) -> list[str]:

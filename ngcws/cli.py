@@ -430,17 +430,18 @@ def pull(ctx: typer.Context, workspaces: Workspaces = None) -> None:
 
 
 def _lifecycle(ctx: typer.Context, verb: str, workspaces: list[str] | None) -> None:
-    from ngcws.intent import clear_stopped, mark_stopped
+    """``stop`` records its workspaces (controller.lifecycle, before stopping: a watcher must not
+    take the stop for a crash); ``start``/``restart`` clear the record, even when one fails."""
+    from ngcws.intent import clear_stopped
 
     controller = _labels_controller(ctx)
     selected = controller.state.select(workspaces)
     identity = controller.identity
-    if verb == "stop":  # recorded first: a watcher must not take the stop for a crash
-        mark_stopped(identity.project, identity.directory, selected)
-    for name in controller.lifecycle(verb, workspaces):
-        print(f"{verb} {name}", file=sys.stderr)
-    if verb != "stop":
-        clear_stopped(identity.project, identity.directory, selected)
+    try:
+        controller.lifecycle(verb, workspaces)
+    finally:
+        if verb != "stop":
+            clear_stopped(identity.project, identity.directory, selected)
 
 
 @app.command()

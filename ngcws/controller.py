@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngcws import intent
 from ngcws import labels as L
-from ngcws.chains import Chain, down_chains, up_chains
+from ngcws.chains import Chain, down_chains, lifecycle_chains, up_chains
 from ngcws.engine import Engine
 from ngcws.errors import EngineError, HeldBack, NgcwsError, UsageError
 from ngcws.imageref import image_ref
 from ngcws.lock import project_lock
 from ngcws.observed import Observed, ObservedContainer
-from ngcws.parallel import failed, parallel_limit, run_chains
+from ngcws.parallel import Stopped, failed, parallel_limit, run_chains
 from ngcws.plan import (
     Action,
     Kind,
@@ -263,7 +263,7 @@ class Controller:
                 key=lambda a: (order.get(a.workspace, len(order)), a.container.name if a.container else ""),
             )
             chains = down_chains(doomed)
-            failures = self._apply_chains(chains, volumes=volumes)
+            failures = self._apply_chains(chains, volumes=volumes, again="ngcws down")
             if held:
                 holdback = HeldBack(list(held.values()), force="ngcws down --force", applied=True)
                 if not failures:
@@ -290,46 +290,98 @@ class Controller:
         for want in self.desired(self.state.select(names)):
             self._apply(Action(Kind.PULL, want.workspace, want.image, desired=want))
 
-    def lifecycle(self, verb: str, names: list[str] | None) -> list[str]:
-        """``stop`` / ``start`` / ``restart`` existing containers; return the names touched."""
+    def lifecycle(self, verb: str, names: list[str] | None, reason: str = "") -> list[str]:
+        """``stop`` / ``start`` / ``restart`` existing containers, each workspace on its own (in parallel,
+        output in the file's order, as ``up``); return the workspaces touched.
+
+        Every workspace is tried: failures are raised together, each named after its workspace.
+        ``stop`` records (intent.py) every selected workspace that has a container, before stopping
+        anything: one already down (exited, created, or between two crashes) is left as it is, as
+        Compose's ``stop`` does, but stays down under a watcher. A workspace without a container is
+        not recorded (a watcher would otherwise never create it). ``reason``
+        (the watcher's ``restart_on``) follows each line."""
         selected = self.state.select(names)
         with self._locked():
-            containers = self._containers(selected)
-            touched = []
-            for container in containers:
-                if verb == "stop" and container.state in ("running", "restarting", "paused"):
-                    self.engine.stop(container.id)
-                elif verb == "start" and container.state not in ("running", "restarting"):
-                    self._start_as_is(container)
-                elif verb == "restart":
-                    self.engine.restart(container.id, container.name)
-                else:
-                    continue
-                touched.append(container.name)
-            missing = set(selected) - {c.workspace for c in containers}
-            for name in sorted(missing):
+            order = {name: i for i, name in reversed(list(enumerate([*self.every, *selected])))}  # the file's
+            found = self._containers(selected)
+            containers = sorted(found, key=lambda c: order[c.workspace])
+            if verb == "stop":  # recorded first, those already down too: a watcher must leave them down
+                intent.mark_stopped(self.identity.project, self.identity.directory, [c.workspace for c in containers])
+                for c in containers:
+                    if c.state not in ("running", "restarting", "paused"):
+                        self.reporter.note(f"{c.workspace} is not running ({c.state}): nothing to stop; it stays down")
+                containers = [c for c in containers if c.state in ("running", "restarting", "paused")]
+            elif verb == "start":
+                containers = [c for c in containers if c.state not in ("running", "restarting")]
+            by_workspace = {c.workspace: c for c in containers}
+            chains = [
+                (key, self._lifecycle_steps(verb, by_workspace[key], f": {reason}" if reason else ""), after)
+                for key, after in lifecycle_chains(containers, joined_first=verb != "stop")
+            ]
+            missing = set(selected) - {c.workspace for c in found}
+            for name in sorted(missing, key=lambda n: order[n]):
                 self.reporter.note(f"workspace {name!r} has no container; run `ngcws up {name}`")
-        return touched
+            limit = parallel_limit() if len(chains) > 1 else 1
+            failures = run_chains(
+                chains, lambda step: step.execute(), lambda step: step.announce(), limit, self._told(f"ngcws {verb}")
+            )
+            if failures:
+                if verb == "stop":  # not stopped after all: a watcher must not leave it down
+                    intent.clear_stopped(self.identity.project, self.identity.directory, [k for k, _ in failures])
+                raise failed(failures, len(chains))
+        return [key for key, _, _ in chains]
+
+    def _lifecycle_steps(self, verb: str, container: ObservedContainer, why: str) -> list[_Step]:
+        """What ``verb`` does to ``container``, step by step, each announced with its workspace."""
+        ws = container.workspace
+
+        def said(do: Callable[[], None]) -> list[_Step]:
+            return [_Step(lambda: self.reporter.note(f"{verb} {ws}{why}"), do)]
+
+        if verb == "stop":
+            return said(lambda: self.engine.stop(container.id))
+        if verb == "restart":
+            return said(lambda: self.engine.restart(container.id, container.name))
+        want = self.state.containers.get(ws)  # none when acting on the containers' labels only
+        if container.state == "paused":
+            return [self._action_step(Action(Kind.UNPAUSE, ws, f"{container.name} is paused", container, want))]
+        if container.state not in ("dead", "removing"):
+            return said(lambda: self.engine.start(container.id, container.name))
+        if want is None:
+            refused = f"{container.name} is {container.state}: no valid ngcws.yaml says how to make it again"
+            return said(lambda: _refuse(refused))
+        if container.state == "dead":
+            reason = f"{container.name} is dead (it cannot be started)"
+            return [self._action_step(Action(Kind.RECREATE, ws, reason, container, want))]
+        return [
+            self._action_step(Action(Kind.CREATE, ws, f"{container.name} is being removed", container, want)),
+            self._action_step(Action(Kind.START, ws, "new container", desired=want)),
+        ]
+
+    def _action_step(self, action: Action) -> _Step:
+        return _Step(lambda: self.reporter.action(action), lambda: self._execute(action))
+
+    def _told(self, again: str) -> Callable[[Stopped], None]:
+        """What to say when applying stopped early (Ctrl-C, engine gone): what was left, and what
+        ``again`` (the command run once more) does about it. Every action that began is printed first."""
+
+        def tell(left: Stopped) -> None:
+            for key, error in left.failed:
+                self.reporter.warning(f"{key} failed: {error.message}")
+            if left.part_way:
+                self.reporter.warning(
+                    f"left part-way: {', '.join(left.part_way)} (`{again}` finishes them from where they are)"
+                )
+            if left.not_begun:
+                self.reporter.warning(f"not begun: {', '.join(left.not_begun)} (`{again}` applies them)")
+
+        return tell
 
     def from_labels(self) -> None:
         """Without an ngcws.yaml, the project's workspaces are those its containers' labels name."""
         names = sorted({c.workspace for c in owned(self.observe([]), self.identity.directory)})
         self.state = self.state._replace(workspaces=tuple(names))
         self.every = names
-
-    def _start_as_is(self, container: ObservedContainer) -> None:
-        """``ngcws start``: whatever works from the container's state (never a refused start)."""
-        want = self.state.containers[container.workspace]
-        if container.state == "paused":
-            self._apply(Action(Kind.UNPAUSE, container.workspace, f"{container.name} is paused", container, want))
-        elif container.state == "dead":
-            reason = f"{container.name} is dead (it cannot be started)"
-            self._apply(Action(Kind.RECREATE, container.workspace, reason, container, want))
-        elif container.state == "removing":
-            self._apply(Action(Kind.CREATE, container.workspace, f"{container.name} is being removed", container, want))
-            self._apply(Action(Kind.START, container.workspace, "new container", desired=want))
-        else:
-            self.engine.start(container.id, container.name)
 
     def status(self) -> list[Status]:
         names = self.every
@@ -550,7 +602,9 @@ class Controller:
 
         return project_lock(self.identity.project, self.identity.directory, waiting)
 
-    def _apply_chains(self, chains: list[Chain], volumes: bool = False) -> list[tuple[str, NgcwsError]]:
+    def _apply_chains(
+        self, chains: list[Chain], volumes: bool = False, again: str = "ngcws up"
+    ) -> list[tuple[str, NgcwsError]]:
         """Apply independent chains at the same time (parallel.py), each in order; return the failures.
 
         The engine transport opens one connection per request, so workers share nothing but
@@ -567,6 +621,7 @@ class Controller:
             lambda action: self._execute(action, volumes),
             self.reporter.action,
             limit,
+            self._told(again),
         )
 
     def _apply(self, action: Action, volumes: bool = False) -> None:
@@ -719,6 +774,14 @@ class Controller:
         self.engine.put_files(container_id, files)
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One step of ``start``/``stop``/``restart`` for a workspace: how it is told, what it does."""
+
+    announce: Callable[[], None]
+    execute: Callable[[], None]
+
+
 _STEPS = {"done": 0}
 
 
@@ -735,6 +798,10 @@ def _step() -> None:
     what, _, number = setting.partition(":")
     if str(_STEPS["done"]) == number:
         os.kill(os.getpid(), signal.SIGSTOP if what == "stop" else signal.SIGINT)
+
+
+def _refuse(reason: str) -> None:
+    raise UsageError(reason, hint="Fix ngcws.yaml, then run `ngcws up`.")
 
 
 def _join(first: str | None, second: str) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ngcws.errors import ApplyFailed, EngineUnavailable, NgcwsError, NotApplied, UsageError
@@ -38,6 +40,15 @@ def parallel_limit() -> int:
     return int(text)
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """What a run that stopped early (Ctrl-C, engine gone, a bug) left, each in chain order."""
+
+    part_way: tuple[str, ...] = ()  #: begun, not finished: some of their actions were applied
+    failed: tuple[tuple[str, NgcwsError], ...] = ()  #: failed on their own before the stop
+    not_begun: tuple[str, ...] = ()  #: nothing of them was applied
+
+
 class _Run(Generic[T]):
     """One chain's progress, shared between its worker and the announcing thread."""
 
@@ -56,12 +67,38 @@ def run_chains(
     execute: Callable[[T], None],
     announce: Callable[[T], None],
     limit: int,
+    stopped: Callable[[Stopped], None] | None = None,
 ) -> list[tuple[str, NgcwsError]]:
-    """Apply ``chains`` (key, items, keys it waits for); return the failures, in chain order."""
+    """Apply ``chains`` (key, items, keys it waits for); return the failures, in chain order.
+
+    On an early stop, ``stopped`` is told what was left (after every begun action is announced)."""
     runs = [_Run(key, items, after) for key, items, after in chains]
-    if limit <= 1 or len(runs) <= 1:
-        return _one_by_one(runs, execute, announce)
-    return _Parallel(runs, execute, announce, limit).run()
+    try:
+        if limit <= 1 or len(runs) <= 1:
+            return _one_by_one(runs, execute, announce)
+        return _Parallel(runs, execute, announce, limit).run()
+    except BaseException:
+        if stopped is not None:
+            with suppress(KeyboardInterrupt):  # a second Ctrl-C: the run is stopping already
+                stopped(left(runs))
+        raise
+
+
+def left(runs: Sequence[_Run[T]]) -> Stopped:
+    """Which chains a stop left part-way, failed, or never began."""
+    part_way: list[str] = []
+    failures: list[tuple[str, NgcwsError]] = []
+    not_begun: list[str] = []
+    for run in runs:
+        own_failure = isinstance(run.error, NgcwsError) and not _fatal(run.error)
+        if own_failure and not isinstance(run.error, NotApplied):
+            assert isinstance(run.error, NgcwsError)
+            failures.append((run.key, run.error))
+        elif run.begun == 0:
+            not_begun.append(run.key)
+        elif not (run.finished and run.error is None and run.begun == len(run.items)):
+            part_way.append(run.key)
+    return Stopped(tuple(part_way), tuple(failures), tuple(not_begun))
 
 
 def _one_by_one(
@@ -71,16 +108,20 @@ def _one_by_one(
     for run in runs:
         blocker = next((key for key, _ in failed if key in run.after), None)
         if blocker is not None:
-            failed.append((run.key, _skipped(blocker)))
+            run.error = _skipped(blocker)
+            failed.append((run.key, run.error))
             continue
         try:
             for item in run.items:
                 announce(item)
+                run.begun += 1
                 execute(item)
         except NgcwsError as exc:
             if _fatal(exc):
                 raise
+            run.error = exc
             failed.append((run.key, exc))
+        run.finished = True
     return failed
 
 
@@ -99,9 +140,17 @@ class _Parallel(Generic[T]):
         except BaseException:  # Ctrl-C, or a fatal failure: no new action, wait for the running ones
             with self.changed:
                 self.stopping = True
+            # A second Ctrl-C (``timeout -s INT`` sends two; so does an impatient user) changes
+            # nothing: the running actions finish anyway, and what began is still told.
             for run in self.runs:
-                if run.thread is not None and run.thread.is_alive():
-                    run.thread.join()
+                while run.thread is not None and run.thread.is_alive():
+                    with suppress(KeyboardInterrupt):
+                        run.thread.join()
+            for run in self.runs:  # then tell everything that began, in order: none of it is hidden
+                while run.announced < run.begun:
+                    run.announced += 1
+                    with suppress(KeyboardInterrupt):
+                        self.announce(run.items[run.announced - 1])
             raise
         for run in self.runs:
             if run.thread is not None:
@@ -115,21 +164,22 @@ class _Parallel(Generic[T]):
             fatal: BaseException | None = None
             with self.changed:
                 self._start_ready()
-                due: list[T] = []
+                due: list[_Run[T]] = []
                 while ahead < len(self.runs) and fatal is None:
                     run = self.runs[ahead]
-                    due.extend(run.items[run.announced : run.begun])
-                    run.announced = run.begun
+                    due.append(run)
                     if not run.finished:
                         break
                     if run.error is not None and _fatal(run.error):
                         fatal = run.error
                     else:
                         ahead += 1
-                if not due and fatal is None and ahead < len(self.runs):
+                if all(r.announced == r.begun for r in due) and fatal is None and ahead < len(self.runs):
                     self.changed.wait()
-            for item in due:
-                self.announce(item)
+            for run in due:  # one at a time: an interrupt here leaves the rest to run(), none twice
+                while run.announced < run.begun:
+                    run.announced += 1
+                    self.announce(run.items[run.announced - 1])
             if fatal is not None:
                 raise fatal
 

@@ -92,8 +92,7 @@ class EngineWorld:
         held = controller.holds(found)
         if held:
             return held
-        self.reporter.note(f"restart {workspace}: restart_on")
-        controller.lifecycle("restart", [workspace])
+        controller.lifecycle("restart", [workspace], reason="restart_on")  # says `restart WS: restart_on`
         return []
 
 

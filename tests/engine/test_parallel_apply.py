@@ -110,10 +110,23 @@ def test_ctrl_c_during_a_parallel_up_leaves_what_the_next_up_repairs(
     first = process.stderr.readline()  # announced once begun: four workers are now stopping old containers
     assert first.startswith(b"recreate"), first
     process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # twice, as `timeout -s INT` does (to the process and its group)
     rest = process.stderr.read()
     process.stderr.close()
     assert process.wait(60) == 130 and b"Traceback" not in rest, rest
     assert b"interrupted" in rest
+    # Every recreate that began is told, in the file's order; every other workspace is named.
+    told = [line.split()[1].rstrip(":") for line in (first + rest).decode().splitlines() if line.startswith("recreate")]
+    assert told == sorted(told, key=names.index) and len(told) > 1, rest
+    changed = {
+        c["Labels"]["ngcws.workspace"]  # type: ignore[index]
+        for c in project.containers()
+        if json.loads(c["Labels"]["ngcws.spec"])["env"].get("CHANGED") == "1"  # type: ignore[index]
+    }
+    assert changed <= set(told), rest
+    untold = [n for n in names if n not in told]
+    if untold:
+        assert f"not begun: {', '.join(untold)} (`ngcws up` applies them)".encode() in rest, rest
     again = project.ngcws("up")
     assert again.returncode == 0, again.stderr.decode()
     containers = project.containers()

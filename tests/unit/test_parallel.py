@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ngcws.chains import down_chains, up_chains
+from ngcws.chains import down_chains, lifecycle_chains, up_chains
 from ngcws.errors import ApplyFailed, EngineError, EngineUnavailable, NgcwsError, UsageError
-from ngcws.parallel import failed, parallel_limit, run_chains
+from ngcws.parallel import Stopped, failed, parallel_limit, run_chains
 from ngcws.plan import Action, Kind
 from tests.unit.test_plan import container, want
 
@@ -84,6 +84,114 @@ def test_one_chain_fails_the_others_converge_and_its_followers_are_skipped(limit
     assert "b, which failed" in failures[1][1].message
     assert sorted(done) == ["a1", "a2", "d1"]  # b2 never ran, c never started
     assert lines == ["a1", "a2", "b1", "d1"]
+
+
+def test_ctrl_c_while_chains_run_still_tells_every_action_that_began() -> None:
+    """The trial's case: the first line is printed, then Ctrl-C; the others were already applying."""
+    begun: list[str] = []
+    lock = threading.Lock()
+    all_begun, release = threading.Event(), threading.Event()
+
+    def execute(item: str) -> None:
+        with lock:
+            begun.append(item)
+            if len(begun) == 3:
+                all_begun.set()
+        assert release.wait(10)
+
+    lines: list[str] = []
+
+    def announce(item: str) -> None:
+        lines.append(item)
+        if item == "a":
+            assert all_begun.wait(10)  # three chains are now applying
+            release.set()
+            raise KeyboardInterrupt
+
+    told: list[Stopped] = []
+    chains = [(key, [key], frozenset[str]()) for key in "abcde"]
+    with pytest.raises(KeyboardInterrupt):
+        run_chains(chains, execute, announce, 3, told.append)
+    assert sorted(begun) == ["a", "b", "c"]
+    assert lines == ["a", "b", "c"]  # in chain order, none hidden by the interrupt
+    assert told == [Stopped(not_begun=("d", "e"))]
+
+
+def test_a_second_ctrl_c_while_stopping_hides_nothing_either() -> None:
+    all_begun, release = threading.Event(), threading.Event()
+    begun: list[str] = []
+    lock = threading.Lock()
+
+    def execute(item: str) -> None:
+        with lock:
+            begun.append(item)
+            if len(begun) == 3:
+                all_begun.set()
+        assert release.wait(10)
+
+    lines: list[str] = []
+
+    def announce(item: str) -> None:
+        lines.append(item)
+        if item == "a":
+            assert all_begun.wait(10)
+            release.set()
+        if item in ("a", "b"):  # Ctrl-C, then Ctrl-C again while b is being told
+            raise KeyboardInterrupt
+
+    told: list[Stopped] = []
+
+    def tell(what: Stopped) -> None:
+        told.append(what)
+        if len(told) == 1:
+            raise KeyboardInterrupt  # and a third
+
+    chains = [(key, [key], frozenset[str]()) for key in "abcd"]
+    with pytest.raises(KeyboardInterrupt):
+        run_chains(chains, execute, announce, 3, tell)
+    assert lines == ["a", "b", "c"]
+    assert told == [Stopped(not_begun=("d",))]
+
+
+def test_ctrl_c_one_by_one_names_the_chain_left_part_way() -> None:
+    def execute(item: str) -> None:
+        if item == "b1":
+            raise KeyboardInterrupt
+
+    lines, announce = record()
+    told: list[Stopped] = []
+    chains = [("a", ["a1", "a2"], frozenset[str]()), ("b", ["b1", "b2"], frozenset()), ("c", ["c1"], frozenset())]
+    with pytest.raises(KeyboardInterrupt):
+        run_chains(chains, execute, announce, 1, told.append)
+    assert lines == ["a1", "a2", "b1"]
+    assert told == [Stopped(part_way=("b",), not_begun=("c",))]
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_an_engine_gone_mid_run_tells_what_was_done_failed_and_left(limit: int) -> None:
+    refused = EngineError("a refused")
+
+    def execute(item: str) -> None:
+        if item == "a1":
+            raise refused
+        if item == "b1":
+            raise EngineUnavailable("the Docker engine is not running")
+
+    lines, announce = record()
+    told: list[Stopped] = []
+    chains = [("a", ["a1"], frozenset[str]()), ("b", ["b1"], frozenset({"a"})), ("c", ["c1"], frozenset({"b"}))]
+    chains[1] = ("b", ["b1"], frozenset())  # b runs whatever a does; c waits for b, which is gone
+    with pytest.raises(EngineUnavailable):
+        run_chains(chains, execute, announce, limit, told.append)
+    assert lines == ["a1", "b1"]
+    assert told == [Stopped(part_way=("b",), failed=(("a", refused),), not_begun=("c",))]
+
+
+def test_lifecycle_chains_order_a_shared_network_namespace() -> None:
+    net = container(want("net"))
+    app = container(want("app", network_mode=f"container:{net.name}"))
+    assert lifecycle_chains([net, app], joined_first=True) == [("net", frozenset()), ("app", frozenset({"net"}))]
+    assert lifecycle_chains([net, app], joined_first=False) == [("net", frozenset({"app"})), ("app", frozenset())]
 
 
 def test_chains_wait_for_those_they_follow() -> None:
