@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import statistics
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -104,6 +105,9 @@ def up_noop_busy(rounds: int, counter: EngineCallCounter | None) -> Result:
             found = [Command(f"ngcws up ({suffix})", [*p.ngcws, "up"], p.ngcws_dir)]
             if p.compose_dir:
                 found.append(Command(f"docker-compose up -d ({suffix})", [*p.compose, "up", "-d"], p.compose_dir))
+            # A control that never talks to the engine: how much the machine itself slows down
+            # with that many running containers (their shims), apart from any engine call.
+            found.append(Command(f"python3 -c pass ({suffix})", [sys.executable, "-c", "pass"], p.root))
             return found
 
         def running() -> int:
@@ -119,6 +123,7 @@ def up_noop_busy(rounds: int, counter: EngineCallCounter | None) -> Result:
             first.walls += after[label].walls
             first.rss += after[label].rss
         measured |= before
+    control = measured[f"python3 -c pass ({FOREIGN} foreign)"].median / measured["python3 -c pass (empty engine)"].median
     return Result(
         "up-busy",
         f"`ngcws up`, nothing to do, {FOREIGN} unrelated containers on the engine",
@@ -128,7 +133,9 @@ def up_noop_busy(rounds: int, counter: EngineCallCounter | None) -> Result:
         1.1,
         notes=[
             f"containers running on the engine: {empty} in the empty phases, {busy} in the busy one; "
-            "the empty rounds are taken before and after the busy ones"
+            "the empty rounds are taken before and after the busy ones",
+            f"the control that never calls the engine (python3 -c pass) took {control:.2f}× as long in the "
+            "busy phase as in the empty ones: the machine's own slow-down with that many containers running",
         ],
     )
 
