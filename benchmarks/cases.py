@@ -123,7 +123,8 @@ def up_noop_busy(rounds: int, counter: EngineCallCounter | None) -> Result:
             first.walls += after[label].walls
             first.rss += after[label].rss
         measured |= before
-    control = measured[f"python3 -c pass ({FOREIGN} foreign)"].median / measured["python3 -c pass (empty engine)"].median
+    busy_control, empty_control = (measured[f"python3 -c pass ({k})"] for k in (f"{FOREIGN} foreign", "empty engine"))
+    control = busy_control.median / empty_control.median
     return Result(
         "up-busy",
         f"`ngcws up`, nothing to do, {FOREIGN} unrelated containers on the engine",
