@@ -16,11 +16,12 @@ once no worker writes any more).
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ngcws.errors import ApplyFailed, EngineUnavailable, NgcwsError, NotApplied, UsageError
 
@@ -133,34 +134,59 @@ class _Parallel(Generic[T]):
         self.by_key = {run.key: run for run in runs}
         self.changed = threading.Condition()
         self.stopping = False
+        self.interrupted = False  # Ctrl-C, noted by the handler; raised at a point of our choosing
 
     def run(self) -> list[tuple[str, NgcwsError]]:
+        previous = self._note_interrupts()
         try:
-            self._drive()
-        except BaseException:  # Ctrl-C, or a fatal failure: no new action, wait for the running ones
-            with self.changed:
-                self.stopping = True
-            # A second Ctrl-C (``timeout -s INT`` sends two; so does an impatient user) changes
-            # nothing: the running actions finish anyway, and what began is still told.
+            try:
+                self._drive()
+            except BaseException:  # Ctrl-C, or a fatal failure: no new action, wait for the running ones
+                with self.changed:
+                    self.stopping = True
+                # A second Ctrl-C (``timeout -s INT`` sends two; so does an impatient user) changes
+                # nothing: the running actions finish anyway, and what began is still told.
+                for run in self.runs:
+                    while run.thread is not None and run.thread.is_alive():
+                        with suppress(KeyboardInterrupt):
+                            run.thread.join()
+                for run in self.runs:  # then tell everything that began, in order: none of it is hidden
+                    while run.announced < run.begun:
+                        run.announced += 1
+                        with suppress(KeyboardInterrupt):
+                            self.announce(run.items[run.announced - 1])
+                raise
             for run in self.runs:
-                while run.thread is not None and run.thread.is_alive():
-                    with suppress(KeyboardInterrupt):
-                        run.thread.join()
-            for run in self.runs:  # then tell everything that began, in order: none of it is hidden
-                while run.announced < run.begun:
-                    run.announced += 1
-                    with suppress(KeyboardInterrupt):
-                        self.announce(run.items[run.announced - 1])
-            raise
-        for run in self.runs:
-            if run.thread is not None:
-                run.thread.join()
-        return [(run.key, run.error) for run in self.runs if isinstance(run.error, NgcwsError)]
+                if run.thread is not None:
+                    run.thread.join()
+            return [(run.key, run.error) for run in self.runs if isinstance(run.error, NgcwsError)]
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _note_interrupts(self) -> Any:
+        """While chains run, Ctrl-C only sets a flag that the announcing loop turns into a
+        KeyboardInterrupt between two steps: raised anywhere (inside ``with self.changed``, while
+        a worker waits for that lock) it could leave the lock held and every thread waiting.
+        Returns the handler to put back (None: left as it was, off the main thread or not Python's)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            return None
+
+        def note(signum: int, frame: Any) -> None:
+            self.interrupted = True
+
+        signal.signal(signal.SIGINT, note)
+        return previous
 
     def _drive(self) -> None:
         """Start chains as they may, and announce their items in chain order, until all are done."""
         ahead = 0  # the first chain not yet done and announced
         while ahead < len(self.runs):
+            if self.interrupted:
+                raise KeyboardInterrupt
             fatal: BaseException | None = None
             with self.changed:
                 self._start_ready()
@@ -175,7 +201,7 @@ class _Parallel(Generic[T]):
                     else:
                         ahead += 1
                 if all(r.announced == r.begun for r in due) and fatal is None and ahead < len(self.runs):
-                    self.changed.wait()
+                    self.changed.wait(0.1)  # a timeout: a noted Ctrl-C is seen within 0.1 s
             for run in due:  # one at a time: an interrupt here leaves the rest to run(), none twice
                 while run.announced < run.begun:
                     run.announced += 1
