@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 PATTERNS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "CREDENTIAL")
@@ -73,25 +73,38 @@ def shown(env: Mapping[str, str], secret: Iterable[str]) -> dict[str, str]:
 CONCEALED = ("command", "entrypoint", "labels", "healthcheck")
 
 
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with ``change`` applied to every string in it, at any depth of maps and lists."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, change) for v in value]
+    return value
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string in ``value``, at any depth of maps, lists and tuples."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from strings(item)
+
+
 def holds_secret(value: Any, secrets: Iterable[str]) -> bool:
     """Whether any string inside ``value`` contains one of ``secrets``."""
     found = list(secrets)
-    if isinstance(value, str):
-        return any(secret in value for secret in found)
-    if isinstance(value, dict):
-        return any(holds_secret(v, found) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(holds_secret(v, found) for v in value)
-    return False
+    return any(secret in text for text in strings(value) for secret in found)
 
 
 def holds_digest(value: Any) -> bool:
     """Whether a digest (a concealed secret) is anywhere inside ``value``."""
-    if isinstance(value, dict):
-        return any(holds_digest(v) for v in value.values())
-    if isinstance(value, list):
-        return any(holds_digest(v) for v in value)
-    return is_digest(value)
+    return any(is_digest(text) for text in strings(value))
 
 
 def conceal(essence: Mapping[str, Any], secrets: Iterable[str], key: bytes) -> dict[str, Any]:
@@ -99,30 +112,20 @@ def conceal(essence: Mapping[str, Any], secrets: Iterable[str], key: bytes) -> d
     replaced by its keyed digest (a changed secret is still drift; the value is not kept)."""
     found = [s for s in secrets if s]
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return digest(key, value) if any(secret in value for secret in found) else value
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
+    def hide(text: str) -> str:
+        return digest(key, text) if any(secret in text for secret in found) else text
 
-    return {k: walk(v) if k in CONCEALED and found else v for k, v in essence.items()}
+    return {k: map_strings(v, hide) if k in CONCEALED and found else v for k, v in essence.items()}
 
 
 def masked(value: Any, secrets: Iterable[str]) -> Any:
     """``value`` with every secret value inside its strings shown as :data:`SHOWN`, at any depth
     (for output that quotes the file's values: ``ngcws config``)."""
     found = sorted((s for s in secrets if s), key=len, reverse=True)
-    if not found:
-        return value
-    if isinstance(value, str):
+
+    def hide(text: str) -> str:
         for secret in found:
-            value = value.replace(secret, SHOWN)
-        return value
-    if isinstance(value, dict):
-        return {k: masked(v, found) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v, found) for v in value]
-    return value
+            text = text.replace(secret, SHOWN)
+        return text
+
+    return map_strings(value, hide) if found else value

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ngcws.redact import masked, shown
+from ngcws.redact import map_strings, masked, shown
 
 
 def resolved_file(project: Any, show_secrets: bool = False) -> dict[str, Any]:
@@ -64,13 +64,7 @@ def _without_nulls(value: Any) -> Any:
 
 def _escaped(value: Any) -> Any:
     """Every string value with ``$`` written ``$$``, so that loading it again gives it back."""
-    if isinstance(value, str):
-        return value.replace("$", "$$")
-    if isinstance(value, list):
-        return [_escaped(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _escaped(item) for key, item in value.items()}
-    return value
+    return map_strings(value, lambda text: text.replace("$", "$$"))
 
 
 def dump_yaml(data: Any) -> str:

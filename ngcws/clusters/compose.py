@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ngcws.clusters.job import unhandled
+from ngcws.redact import map_strings
 from ngcws.spec import KEEPALIVE, DesiredState, device_requests
 
 
@@ -122,34 +123,22 @@ def _referenced(service: dict[str, Any], elsewhere: Mapping[str, str]) -> set[st
     used: set[str] = set()
     pairs = sorted(((value.replace("$", "$$"), name) for value, name in elsewhere.items()), key=lambda p: -len(p[0]))
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            for secret, name in pairs:
-                if secret in value:
-                    used.add(name)
-                    value = value.replace(secret, f"${{{name}:?{name} is a secret: set it in the environment}}")
-            return value
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        return value
+    def refer(text: str) -> str:
+        for secret, name in pairs:
+            if secret in text:
+                used.add(name)
+                text = text.replace(secret, f"${{{name}:?{name} is a secret: set it in the environment}}")
+        return text
 
     for key in list(service):
         if key != "environment":
-            service[key] = walk(service[key])
+            service[key] = map_strings(service[key], refer)
     return used
 
 
 def _escaped(value: Any) -> Any:
     """Compose interpolates ``$VAR`` in every string; ``$$`` is a literal ``$``."""
-    if isinstance(value, str):
-        return value.replace("$", "$$")
-    if isinstance(value, list):
-        return [_escaped(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _escaped(v) for k, v in value.items()}
-    return value
+    return map_strings(value, lambda text: text.replace("$", "$$"))
 
 
 def render(desired: DesiredState, elsewhere: Mapping[str, Mapping[str, str]] | None = None) -> ComposeFile:
