@@ -187,11 +187,16 @@ class Controller:
         from ngcws.risky import findings
 
         home = os.path.expanduser("~")
-        return [
-            f"risky: {want.workspace}: {text}"
-            for want in desired
-            for text in findings(want.essence, self.identity.directory, home)
-        ]
+        found = []
+        for want in desired:
+            texts = findings(want.essence, self.identity.directory, home)
+            found += [f"risky: {want.workspace}: {text}" for text in texts]
+            if want.exposed:
+                found.append(
+                    f"risky: {want.workspace}: {' and '.join(want.exposed)} hold a secret variable's value as it is "
+                    "(the engine needs it there): plans and the container's labels show it"
+                )
+        return found
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -212,7 +217,9 @@ class Controller:
                     try:
                         self._apply(action)
                     except NgcwsError as exc:  # pulls come first: no container was touched
-                        exc.hint = " ".join(filter(None, [exc.hint, "No container was created or changed."]))
+                        said = (exc.hint or "").rstrip()
+                        said += "" if not said or said.endswith((".", "!", "?")) else "."
+                        exc.hint = " ".join(filter(None, [said, "No container was created or changed."]))
                         raise
                 # The pulls may have moved tags to new images: plan the containers again.
                 plan = plan_up(

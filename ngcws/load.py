@@ -105,16 +105,20 @@ def secret_paths(doc: Document, variables: Mapping[str, str]) -> dict[Path_, str
 def secret_values(doc: Document, variables: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """Per workspace, the values of the secret variables its fields other than ``env`` interpolate
     (``command: [train.py, --token, ${HF_TOKEN}]``), each with the variable's name."""
-    from ngcws.redact import secret_variable
+    from ngcws.redact import looks_secret, secret_variable
 
     out: dict[str, dict[str, str]] = {}
     for path, used in doc.interpolated.items():
         if len(path) < 3 or path[0] != "workspaces" or path[2] == "env":
             continue
-        for name in sorted(used):
+        for name in used:
             value = variables.get(name) if secret_variable(name, variables) else None
-            if value:
-                out.setdefault(str(path[1]), {}).setdefault(value, name)
+            if not value:
+                continue
+            names = out.setdefault(str(path[1]), {})
+            # Two variables with one value (.env INDIRECT=${HF_TOKEN}): the one named as a secret.
+            if value not in names or (not looks_secret(names[value]), names[value]) > (not looks_secret(name), name):
+                names[value] = name
     return out
 
 

@@ -338,7 +338,7 @@ def workspace_checks(
             registry,
             source == "docker login",
             source == "NGC_API_KEY",
-            inspect is not None,
+            inspect is not None and want.pull != "always",  # pull: always pulls each time
             verdict.outcome if verdict else None,
             verdict.detail if verdict else "",
         )

@@ -69,8 +69,8 @@ def shown(env: Mapping[str, str], secret: Iterable[str]) -> dict[str, str]:
 
 
 #: Essence fields where a secret value is replaced by a digest of the whole string that holds it.
-#: Other fields (image, mounts, working_dir, …) are used as they are; ``risky`` names a secret there.
-CONCEALED = ("command", "entrypoint", "labels", "healthcheck")
+#: Other fields (image, mounts, user, …) are used as they are; ``plan``/``up`` name a secret there.
+CONCEALED = ("command", "entrypoint", "labels", "healthcheck", "working_dir", "hostname")
 
 
 def map_strings(value: Any, change: Callable[[str], str]) -> Any:

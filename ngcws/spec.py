@@ -61,6 +61,7 @@ class DesiredContainer(NamedTuple):
     ignore_changes: tuple[str, ...] = ()  # unsaved.py: never work to keep (not part of the spec)
     restart_on: tuple[str, ...] = ()  # globs (relative to the project folder) whose changes restart it (--watch)
     concealed: bool = False  # secret values outside env, digested in the essence (redact.conceal): never cached
+    exposed: tuple[str, ...] = ()  # other fields that hold a secret value as it is (named as a risk)
 
 
 class DesiredState(NamedTuple):
@@ -103,6 +104,7 @@ class DesiredState(NamedTuple):
                     "secret_env": tuple(c.get("secret_env", ())),
                     "ignore_changes": tuple(c.get("ignore_changes", ())),
                     "restart_on": tuple(c.get("restart_on", ())),
+                    "exposed": tuple(c.get("exposed", ())),
                 },
                 host_user=Invoker(**user) if user else None,
             )
@@ -389,7 +391,7 @@ def desired_container(
     The create request has every env value; the essence (kept in labels, shown in plans, hashed)
     has a keyed digest in place of each secret one, so drift on a secret is still seen.
     """
-    from ngcws.redact import conceal, digested, holds_secret
+    from ngcws.redact import CONCEALED, conceal, digested, holds_secret
 
     full = essence_of(workspace, identity.project, invoker)
     secret = tuple(sorted(secrets.names.get(workspace_name, frozenset()) & set(full["env"]))) if secrets else ()
@@ -398,6 +400,7 @@ def desired_container(
     concealed = bool(hidden) and holds_secret({k: essence[k] for k in essence if k != "env"}, hidden)
     if secrets and concealed:
         essence = conceal(essence, hidden, secrets.key)
+    exposed = tuple(k for k in essence if k != "env" and k not in CONCEALED and holds_secret(essence[k], hidden))
     spec_hash = hash_essence(essence)
     own = {
         L.PROJECT: identity.project,
@@ -424,6 +427,7 @@ def desired_container(
         ignore_changes=tuple(workspace.ignore_changes),
         restart_on=tuple(workspace.restart_on),
         concealed=concealed,
+        exposed=exposed,
     )
 
 

@@ -45,6 +45,10 @@ def test_a_rejected_stored_login_is_named_by_up_and_found_by_doctor(
     right = docker_config(tmp_path, registry, testbed["NGCWS_TB_AUTH_USER"], testbed["NGCWS_TB_AUTH_PASSWORD"])
     check = credentials(project, right)
     assert check["verdict"] == "pass" and "the registry accepted it" in check["summary"], check
+    assert project.ngcws("up", env=right).returncode == 0  # now the image is local; pull: always pulls anyway
+    wrong = docker_config(tmp_path, registry, testbed["NGCWS_TB_AUTH_USER"], "not-the-key")
+    check = credentials(project, wrong)
+    assert check["verdict"] == "fail" and "was rejected by the registry" in check["summary"], check
 
 
 def test_doctor_says_not_verified_when_the_registry_does_not_answer(project: Workspace, tmp_path: Path) -> None:

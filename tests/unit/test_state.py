@@ -204,16 +204,18 @@ def test_a_secret_outside_env_is_concealed_and_never_cached(folder: Path, monkey
     (folder / ".env").write_text("INDIRECT=${HF_TOKEN}\n")  # secret through a .env entry too
     (folder / "ngcws.yaml").write_text(
         BASE + "    command: [python, train.py, --token, '${HF_TOKEN}', --other, '${INDIRECT}']\n"
-        "    labels: {auth: 'Bearer ${HF_TOKEN}', team: vision}\n    working_dir: /workspace\n"
+        "    labels: {auth: 'Bearer ${HF_TOKEN}', team: vision}\n    working_dir: /workspace/${HF_TOKEN}\n"
+        "    mounts: ['.:/data/${HF_TOKEN}']\n"
     )
     state = load_state()
     train = state.containers["train"]
     assert train.request["Cmd"] == ["python", "train.py", "--token", PLANTED, "--other", PLANTED]
     assert train.request["Labels"]["auth"] == f"Bearer {PLANTED}"
-    assert PLANTED not in json.dumps(train.essence) and train.concealed
+    assert PLANTED not in json.dumps({k: v for k, v in train.essence.items() if k != "mounts"}) and train.concealed
     assert train.essence["command"][:3] == ["python", "train.py", "--token"]
     assert train.essence["command"][3].startswith("secret:hmac-sha256:") and train.essence["labels"]["team"] == "vision"
-    assert PLANTED not in json.dumps({k: v for k, v in train.request["Labels"].items() if k != "auth"})
+    assert train.essence["working_dir"].startswith("secret:hmac-sha256:") and train.exposed == ("mounts",)
+    assert train.request["WorkingDir"] == f"/workspace/{PLANTED}"
     assert caches() == [] and load_state() == state
     monkeypatch.setenv("HF_TOKEN", "rotated")  # drift on the secret is still seen
     assert load_state().containers["train"].spec_hash != train.spec_hash
