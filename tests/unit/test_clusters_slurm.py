@@ -323,7 +323,7 @@ def test_a_secret_variable_outside_env_is_a_reference_in_compose_and_a_note_else
     assert job.secret_elsewhere == () and not any("secret" in n for n in script(job, "pyxis").notes)
     # Two variables with one value (.env INDIRECT=${HF_TOKEN}): the reference names the secret one.
     (tmp_path / ".env").write_text("INDIRECT=${HF_TOKEN}\n")
-    project_file(tmp_path, text.replace("--token, '${HF_TOKEN}'", "--token, '${INDIRECT}'"))
+    project_file(tmp_path, text.replace("labels: {auth:", "labels: {a0: '${INDIRECT}', auth:"))
     done = subprocess.run(
         [sys.executable, "-m", "ngcws", "export", "compose"], cwd=tmp_path, capture_output=True, text=True, env=env
     )
